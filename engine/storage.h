@@ -1,0 +1,52 @@
+// Storage: one reference-counted block of device memory, obtained from the allocator registered
+// for its device type. Tensors are views (shape + offset) onto a Storage, so reshape and flatten
+// share bytes. A CUDA backend plugs in by registering an Allocator for DeviceType::CUDA and the
+// copy routines below; nothing above this file changes.
+#pragma once
+#include <cstddef>
+#include <memory>
+
+#include "engine/device.h"
+
+namespace engine {
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* p, size_t bytes) = 0;
+  virtual size_t peak_bytes() const { return 0; }
+};
+
+// Registry: one allocator per device type. The CPU allocator is built in.
+Allocator* allocator_for(DeviceType t);
+void register_allocator(DeviceType t, Allocator* a);
+
+// Copies between devices; CPU<->CPU is memcpy. Other pairs come from the CUDA runtime when present.
+using CopyFn = void (*)(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+void register_copy(CopyFn fn);
+void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+// dst = 0 bytes on any device.
+using MemsetFn = void (*)(void* dst, Device dev, size_t bytes);
+void register_memset(MemsetFn fn);
+void zero_bytes(void* dst, Device dev, size_t bytes);
+
+class Storage {
+ public:
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  Device device_;
+  Allocator* allocator_ = nullptr;
+};
+
+}  // namespace engine

@@ -1,0 +1,27 @@
+// Helpers shared by the CPU kernels: raw pointers and a parallel-for that stays serial for small
+// work (an OpenMP fork costs microseconds; a 64-element loop does not need it).
+#pragma once
+#include <cstdint>
+
+#include "engine/op_table.h"
+#include "engine/tensor.h"
+
+namespace engine::cpu {
+
+inline float* fptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+// Below this many elements a loop runs on one thread.
+constexpr int64_t kParallelGrain = 32768;
+
+void register_conv2d(KernelTable& t);
+void register_linear(KernelTable& t);
+void register_elementwise(KernelTable& t);
+void register_pool(KernelTable& t);
+void register_batch_norm(KernelTable& t);
+void register_activation(KernelTable& t);
+void register_dropout(KernelTable& t);
+void register_concat(KernelTable& t);
+void register_loss(KernelTable& t);
+void register_optim(KernelTable& t);
+
+}  // namespace engine::cpu

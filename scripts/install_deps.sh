@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the engine builds and tests with. Idempotent: packages already
+# present are not reinstalled, and apt is not touched at all when nothing is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libopenblas-openmp-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libstb-dev
+  python3-torch python3-numpy python3-matplotlib python3-pil
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "install_deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install_deps: done"

@@ -1,0 +1,65 @@
+"""Minimal safetensors writer/reader for the fixture scripts (the `safetensors` package is not
+a Debian package). Writes F32 and I64 tensors from numpy arrays or torch tensors."""
+import json
+import os
+import struct
+
+import numpy as np
+
+_DTYPES = {np.dtype("float32"): "F32", np.dtype("int64"): "I64", np.dtype("uint8"): "U8",
+           np.dtype("float64"): "F64", np.dtype("float16"): "F16"}
+
+
+def _as_numpy(t):
+    if hasattr(t, "detach"):
+        t = t.detach().cpu().contiguous().numpy()
+    return np.ascontiguousarray(t)
+
+
+def save(path, tensors, metadata=None):
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        a = _as_numpy(tensors[name])
+        b = a.tobytes()
+        header[name] = {"dtype": _DTYPES[a.dtype], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    if metadata:
+        header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+def load(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    inv = {v: k for k, v in _DTYPES.items()}
+    out = {}
+    for name, e in header.items():
+        b, end = e["data_offsets"]
+        out[name] = np.frombuffer(data[b:end], dtype=inv[e["dtype"]]).reshape(e["shape"])
+    return out, meta
+
+
+def require_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "PyTorch is missing: the parity fixtures need it. Install it with "
+            "`apt-get install python3-torch` (Debian) and run the tests with /usr/bin/python3.")
+    import torch
+    torch.set_num_threads(1)
+    return torch
