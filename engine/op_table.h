@@ -30,17 +30,19 @@ struct Pool2dParams {
 enum class Activation : uint8_t { ReLU, ReLU6, Sigmoid, Tanh };
 const char* activation_name(Activation a);
 
-// Hyper-parameters of the fused optimizer update kernels (one call per parameter tensor).
+// Hyper-parameters of the fused optimizer update kernels (one call per parameter tensor). Double,
+// as PyTorch keeps them in Python floats: derived scalars such as 1 - beta2 are computed in double
+// and rounded to float once, inside the kernel.
 struct SgdHyper {
-  float lr, momentum, dampening, weight_decay;
+  double lr, momentum, dampening, weight_decay;
   bool nesterov, first_step;
 };
 struct RmspropHyper {
-  float lr, alpha, eps, weight_decay, momentum;
+  double lr, alpha, eps, weight_decay, momentum;
   bool centered;
 };
 struct AdamHyper {
-  float lr, beta1, beta2, eps, weight_decay;
+  double lr, beta1, beta2, eps, weight_decay;
   bool decoupled;  // AdamW
   int64_t step;    // 1-based, for bias correction
 };

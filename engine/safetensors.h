@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/error.h"
+
 namespace engine::safetensors {
 
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
@@ -34,9 +36,9 @@ struct File {
   const Entry* find(const std::string& name) const;  // nullptr if absent
 };
 
-class FormatError : public std::runtime_error {
+class FormatError : public ::engine::Error {
  public:
-  using std::runtime_error::runtime_error;
+  using ::engine::Error::Error;
 };
 
 // Reads and validates a whole file. I/O failures are reported as FormatError too, so a caller

@@ -53,6 +53,18 @@ inline double rel_err(const Tensor& ours, const Tensor& ref) {
   return diff / (mag > 0 ? mag : 1.0);
 }
 
+// Cosine of the angle between two tensors seen as vectors: 1 when they point the same way.
+inline double cosine(const Tensor& a, const Tensor& b) {
+  auto x = a.to_vector(), y = b.to_vector();
+  double xy = 0, xx = 0, yy = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    xy += static_cast<double>(x[i]) * y[i];
+    xx += static_cast<double>(x[i]) * x[i];
+    yy += static_cast<double>(y[i]) * y[i];
+  }
+  return (xx == 0 && yy == 0) ? 1.0 : xy / std::sqrt(xx * yy);
+}
+
 }  // namespace engine::testing
 
 #define EXPECT_CLOSE(ours, ref, tol) \

@@ -13,7 +13,8 @@ _DTYPES = {np.dtype("float32"): "F32", np.dtype("int64"): "I64", np.dtype("uint8
 def _as_numpy(t):
     if hasattr(t, "detach"):
         t = t.detach().cpu().contiguous().numpy()
-    return np.ascontiguousarray(t)
+    # np.require keeps 0-d arrays 0-d (ascontiguousarray would make them 1-d).
+    return np.require(t, requirements="C")
 
 
 def save(path, tensors, metadata=None):
@@ -63,3 +64,29 @@ def require_torch():
     import torch
     torch.set_num_threads(1)
     return torch
+
+
+def sources_hash(*paths):
+    """A digest of the scripts that produce a fixture, to skip regenerating an up-to-date one."""
+    import hashlib
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def up_to_date(path, digest):
+    """True when `path` exists and was written by sources with this digest."""
+    try:
+        _, meta = load_header(path)
+    except (OSError, ValueError):
+        return False
+    return meta.get("sources") == digest
+
+
+def load_header(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    return header, header.get("__metadata__", {})

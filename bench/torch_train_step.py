@@ -1,0 +1,46 @@
+"""The same training step as bench_train_step.cpp in PyTorch (the study's model code, RMSprop),
+printing the same JSON line. Run with /usr/bin/python3 (Debian's python3-torch)."""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "py"))
+
+import torch  # noqa: E402
+from study_models import StudyCnn  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--model", default="simple")
+ap.add_argument("--batch", type=int, default=8)
+ap.add_argument("--steps", type=int, default=5)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--image-size", type=int, default=64)
+a = ap.parse_args()
+
+torch.set_num_threads(a.threads)
+torch.manual_seed(1)
+net = StudyCnn(a.model, image_size=a.image_size)
+net.train()
+opt = torch.optim.RMSprop(net.parameters(), lr=1e-4, alpha=0.9)
+x = torch.rand(a.batch, 3, a.image_size, a.image_size)
+y = torch.arange(a.batch) % 6
+times = []
+for s in range(a.steps + 1):
+    t0 = time.perf_counter()
+    opt.zero_grad()
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    loss.backward()
+    opt.step()
+    dt = time.perf_counter() - t0
+    if s > 0:
+        times.append(dt)
+times.sort()
+med = times[len(times) // 2]
+print(json.dumps({"impl": "pytorch " + torch.__version__, "model": a.model, "batch": a.batch,
+                  "threads": a.threads, "steps": a.steps, "median_step_s": round(med, 5),
+                  "images_per_s": round(a.batch / med, 4),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                  "loss": round(loss.item(), 5)}))
