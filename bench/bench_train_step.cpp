@@ -3,7 +3,10 @@
 // One model per process, so that the peak RSS is that model's. bench/cpu_train_step.py runs this
 // beside the same step in PyTorch and prints the ratio.
 //
-//   bench_train_step --model simple --batch 8 --steps 5 --threads 2
+//   bench_train_step --model simple --batch 8 --steps 5 --threads 2 [--freeze-convs 1]
+//
+// --freeze-convs 1 freezes seq1..seq3 (as a frozen backbone): the step then runs no backward
+// through the convolutions at all, which the printed backward_nodes count shows.
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -14,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/autograd.h"
 #include "engine/optim.h"
 #include "models/custom_cnn.h"
 
@@ -23,6 +27,7 @@ int main(int argc, char** argv) {
   std::string model = "simple";
   int batch = 8, steps = 5, threads = 0, size = 64;
   float width = 1.f;
+  bool freeze = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model = v;
@@ -31,6 +36,7 @@ int main(int argc, char** argv) {
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--image-size") size = std::stoi(v);
     else if (k == "--width") width = std::stof(v);
+    else if (k == "--freeze-convs") freeze = v == "1";
     else {
       std::fprintf(stderr, "bench_train_step: unknown flag %s\n", k.c_str());
       return 2;
@@ -49,10 +55,21 @@ int main(int argc, char** argv) {
     Generator gen(1);
     CustomCnn net(o, gen);
     net.train();
+    if (freeze) {
+      for (auto& [name, p] : net.named_parameters()) {
+        if (name.rfind("seq", 0) == 0) {
+          Tensor h = p;
+          h.set_requires_grad(false);
+        }
+      }
+    }
+    NamedParams trainable;
+    for (auto& np : net.named_parameters())
+      if (np.second.requires_grad()) trainable.push_back(np);
     RmspropOptions ro;
     ro.lr = 1e-4;  // small, so many steps stay finite; the cost does not depend on it
     ro.alpha = 0.9;
-    RMSprop opt(net.named_parameters(), ro);
+    RMSprop opt(trainable, ro);
     Tensor x = Tensor::rand({batch, 3, size, size}, gen);
     std::vector<int64_t> labels(batch);
     for (int i = 0; i < batch; ++i) labels[i] = i % 6;
@@ -60,6 +77,7 @@ int main(int argc, char** argv) {
 
     std::vector<double> times;
     double loss = 0;
+    uint64_t nodes = 0;
     for (int s = 0; s < steps + 1; ++s) {  // the first step warms up (allocations, BLAS)
       auto t0 = std::chrono::steady_clock::now();
       opt.zero_grad();
@@ -67,6 +85,8 @@ int main(int argc, char** argv) {
       l.backward();
       opt.step();
       loss = l.item();
+      nodes = autograd::stats().nodes_run;
+      autograd::stats().nodes_run = 0;
       double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (s > 0) times.push_back(dt);
     }
@@ -76,9 +96,11 @@ int main(int argc, char** argv) {
     getrusage(RUSAGE_SELF, &ru);
     std::printf(
         "{\"impl\": \"engine\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, "
-        "\"median_step_s\": %.5f, \"images_per_s\": %.4f, \"peak_rss_mb\": %.1f, \"loss\": %.5f}\n",
+        "\"median_step_s\": %.5f, \"images_per_s\": %.4f, \"peak_rss_mb\": %.1f, \"loss\": %.5f, "
+        "\"frozen_convs\": %s, \"backward_nodes\": %llu}\n",
         model.c_str(), batch, threads > 0 ? threads : omp_get_max_threads(), steps, median,
-        batch / median, ru.ru_maxrss / 1024.0, loss);
+        batch / median, ru.ru_maxrss / 1024.0, loss, freeze ? "true" : "false",
+        static_cast<unsigned long long>(nodes));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;

@@ -1,18 +1,35 @@
-// CPU conv2d by im2col + SGEMM (OpenBLAS), one image and one group at a time.
-// Forward: col[K = Cin_g*kH*kW, OHW] gathers the receptive fields; Y_g[Cout_g, OHW] = W_g col.
-// Backward data: dcol = W_g^T dY_g, scattered back by col2im. Backward weight:
-// dW_g += dY_g col^T over the batch. A 1x1 convolution with stride 1 and no padding uses x
-// itself as col. For the study's largest layer (1024->1024, 16x16, batch 8) the GEMMs are
-// 1024x9216x256 per image: 4.8 GFLOP, compute-bound, so im2col's copy is a few percent.
+// CPU conv2d by im2col + SGEMM (OpenBLAS): conv2d_im2col_gemm.
+// Forward: col[K = Cin_g*kH*kW, nb*OHW] gathers the receptive fields of a chunk of nb images side
+// by side, Y[Cout, nb*OHW] = W col is one GEMM, and a copy puts Y back in NCHW order (adding the
+// bias). Backward data: dcol = W^T dY, scattered back by col2im. Backward weight: dW += dY col^T.
+// Batching images into one GEMM matters for the small late layers: the study's 1024->1024 conv
+// at 16x16 is 1024x9216x256 per image (62% of the SGEMM peak measured here) but 1024x9216x2048
+// for a chunk of 8 (near the peak). Chunks keep col under kColBudget floats. Grouped convs and
+// 1x1 stride-1 convs (which use x itself as col) go one image and one group at a time.
 #include <cblas.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
+#include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/cpu_util.h"
 
 namespace engine::cpu {
 namespace {
+
+// Largest im2col buffer, in floats (96 MB): the chunk of images is sized to fit.
+constexpr int64_t kColBudget = 24 << 20;
+
+// Scratch buffers reused across calls: a fresh 96 MB allocation per conv would cost page faults
+// on every step. One set per thread that calls a kernel.
+float* scratch(int slot, int64_t n) {
+  thread_local std::vector<float> bufs[3];
+  auto& b = bufs[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(n);
+  return b.data();
+}
 
 struct Geometry {
   int64_t n, cin, h, w, cout, kh, kw, oh, ow, groups, cin_g, cout_g, k, ohw;
@@ -34,12 +51,13 @@ Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const Conv2dPa
 }
 
 // col[(c*kH + i)*kW + j, oy*OW + ox] = x[c, oy*s - p + i*d, ox*s - p + j*d] (0 outside).
-void im2col(const float* x, const Geometry& g, const Conv2dParams& p, float* col) {
+// Rows of col are ld floats apart, so several images can sit side by side.
+void im2col(const float* x, const Geometry& g, const Conv2dParams& p, float* col, int64_t ld) {
 #pragma omp parallel for schedule(static) if (g.k * g.ohw > kParallelGrain)
   for (int64_t r = 0; r < g.k; ++r) {
     const int64_t c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
     const float* xc = x + c * g.h * g.w;
-    float* out = col + r * g.ohw;
+    float* out = col + r * ld;
     for (int64_t oy = 0; oy < g.oh; ++oy) {
       const int64_t iy = oy * p.stride_h - p.pad_h + i * p.dilation_h;
       float* row = out + oy * g.ow;
@@ -58,7 +76,7 @@ void im2col(const float* x, const Geometry& g, const Conv2dParams& p, float* col
 
 // The adjoint of im2col: dx[c, iy, ix] += col[...]. Parallel over channels, whose dx planes are
 // disjoint, so no two threads write the same element.
-void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* dx) {
+void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* dx, int64_t ld) {
   const int64_t taps = g.kh * g.kw;
 #pragma omp parallel for schedule(static) if (g.k * g.ohw > kParallelGrain)
   for (int64_t c = 0; c < g.cin_g; ++c) {
@@ -66,7 +84,7 @@ void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* d
     std::fill(dxc, dxc + g.h * g.w, 0.f);
     for (int64_t t = 0; t < taps; ++t) {
       const int64_t i = t / g.kw, j = t % g.kw;
-      const float* in = col + (c * taps + t) * g.ohw;
+      const float* in = col + (c * taps + t) * ld;
       for (int64_t oy = 0; oy < g.oh; ++oy) {
         const int64_t iy = oy * p.stride_h - p.pad_h + i * p.dilation_h;
         if (iy < 0 || iy >= g.h) continue;
@@ -81,18 +99,68 @@ void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* d
   }
 }
 
+// Which algorithm a convolution uses: Winograd F(2x2,3x3) for 3x3 stride-1 convs with at least
+// 8 channels in and out (below that its 16 GEMMs are too thin to pay for the transforms), im2col
+// otherwise. ENGINE_CONV_ALGO=im2col|winograd forces one where eligible (benchmarks, tests).
+bool use_winograd(const Shape& w, const Conv2dParams& p) {
+  if (!winograd_eligible(w, p)) return false;
+  static const std::string forced = [] {
+    const char* e = std::getenv("ENGINE_CONV_ALGO");
+    return std::string(e ? e : "");
+  }();
+  if (forced == "im2col") return false;
+  if (forced == "winograd") return true;
+  return w[0] >= 8 && w[1] >= 8;
+}
+
+// Images per chunk for the batched path (0: use the per-image path).
+int64_t chunk_images(const Geometry& g) {
+  if (g.groups != 1 || g.direct) return 0;
+  return std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, g.k * g.ohw), 1, g.n);
+}
+
+// buf[co, i*OHW + s] <-> t[n0 + i, co, s] for a chunk of nb images.
+void gather_chunk(const float* t, const Geometry& g, int64_t c, int64_t n0, int64_t nb, float* buf) {
+#pragma omp parallel for collapse(2) schedule(static) if (nb * c * g.ohw > kParallelGrain)
+  for (int64_t i = 0; i < nb; ++i)
+    for (int64_t co = 0; co < c; ++co)
+      std::copy_n(t + ((n0 + i) * c + co) * g.ohw, g.ohw, buf + co * nb * g.ohw + i * g.ohw);
+}
+
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                     const Conv2dParams& p) {
+  if (use_winograd(w.shape(), p)) return winograd_forward(x, w, b, y, p);
   const Geometry g = geometry(x.shape(), w.shape(), y.shape(), p);
   const float *xp = fptr(x), *wp = fptr(w), *bp = fptr(b);
   float* yp = fptr(y);
+  if (const int64_t nb_max = chunk_images(g)) {
+    for (int64_t n0 = 0; n0 < g.n; n0 += nb_max) {
+      const int64_t nb = std::min(nb_max, g.n - n0), ld = nb * g.ohw;
+      float* col = scratch(0, g.k * ld);
+      float* out = scratch(1, g.cout * ld);
+      for (int64_t i = 0; i < nb; ++i)
+        im2col(xp + (n0 + i) * g.cin * g.h * g.w, g, p, col + i * g.ohw, ld);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.cout, ld, g.k, 1.f, wp, g.k, col,
+                  ld, 0.f, out, ld);
+#pragma omp parallel for collapse(2) schedule(static) if (g.cout * ld > kParallelGrain)
+      for (int64_t i = 0; i < nb; ++i) {
+        for (int64_t co = 0; co < g.cout; ++co) {
+          const float* src = out + co * ld + i * g.ohw;
+          float* dst = yp + ((n0 + i) * g.cout + co) * g.ohw;
+          const float bias = bp ? bp[co] : 0.f;
+          for (int64_t s = 0; s < g.ohw; ++s) dst[s] = src[s] + bias;
+        }
+      }
+    }
+    return;
+  }
   std::vector<float> col(g.direct ? 0 : g.k * g.ohw);
   for (int64_t n = 0; n < g.n; ++n) {
     for (int64_t gr = 0; gr < g.groups; ++gr) {
       const float* xg = xp + (n * g.cin + gr * g.cin_g) * g.h * g.w;
       const float* c = xg;
       if (!g.direct) {
-        im2col(xg, g, p, col.data());
+        im2col(xg, g, p, col.data(), g.ohw);
         c = col.data();
       }
       float* yg = yp + (n * g.cout + gr * g.cout_g) * g.ohw;
@@ -111,9 +179,23 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
 }
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {
+  if (use_winograd(w.shape(), p)) return winograd_backward_data(gy, w, gx, p);
   const Geometry g = geometry(gx.shape(), w.shape(), gy.shape(), p);
   const float *gyp = fptr(gy), *wp = fptr(w);
   float* gxp = fptr(gx);
+  if (const int64_t nb_max = chunk_images(g)) {
+    for (int64_t n0 = 0; n0 < g.n; n0 += nb_max) {
+      const int64_t nb = std::min(nb_max, g.n - n0), ld = nb * g.ohw;
+      float* dy = scratch(1, g.cout * ld);
+      float* dcol = scratch(0, g.k * ld);
+      gather_chunk(gyp, g, g.cout, n0, nb, dy);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.k, ld, g.cout, 1.f, wp, g.k, dy, ld,
+                  0.f, dcol, ld);
+      for (int64_t i = 0; i < nb; ++i)
+        col2im(dcol + i * g.ohw, g, p, gxp + (n0 + i) * g.cin * g.h * g.w, ld);
+    }
+    return;
+  }
   std::vector<float> col(g.direct ? 0 : g.k * g.ohw);
   for (int64_t n = 0; n < g.n; ++n) {
     for (int64_t gr = 0; gr < g.groups; ++gr) {
@@ -122,7 +204,7 @@ void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
       float* c = g.direct ? gxg : col.data();
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.k, g.ohw, g.cout_g, 1.f,
                   wp + gr * g.cout_g * g.k, g.k, gyg, g.ohw, 0.f, c, g.ohw);
-      if (!g.direct) col2im(c, g, p, gxg);
+      if (!g.direct) col2im(c, g, p, gxg, g.ohw);
     }
   }
 }
@@ -130,21 +212,36 @@ void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
 void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tensor& gb,
                             const Conv2dParams& p) {
   const float *gyp = fptr(gy), *xp = fptr(x);
-  if (gw.defined()) {
+  if (gw.defined() && use_winograd(gw.shape(), p)) {
+    winograd_backward_weight(gy, x, gw, p);
+  } else if (gw.defined()) {
     const Geometry g = geometry(x.shape(), gw.shape(), gy.shape(), p);
     float* gwp = fptr(gw);
-    std::vector<float> col(g.direct ? 0 : g.k * g.ohw);
-    for (int64_t n = 0; n < g.n; ++n) {
-      for (int64_t gr = 0; gr < g.groups; ++gr) {
-        const float* xg = xp + (n * g.cin + gr * g.cin_g) * g.h * g.w;
-        const float* c = xg;
-        if (!g.direct) {
-          im2col(xg, g, p, col.data());
-          c = col.data();
+    if (const int64_t nb_max = chunk_images(g)) {
+      for (int64_t n0 = 0; n0 < g.n; n0 += nb_max) {
+        const int64_t nb = std::min(nb_max, g.n - n0), ld = nb * g.ohw;
+        float* col = scratch(0, g.k * ld);
+        float* dy = scratch(1, g.cout * ld);
+        for (int64_t i = 0; i < nb; ++i)
+          im2col(xp + (n0 + i) * g.cin * g.h * g.w, g, p, col + i * g.ohw, ld);
+        gather_chunk(gyp, g, g.cout, n0, nb, dy);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.cout, g.k, ld, 1.f, dy, ld, col,
+                    ld, n0 == 0 ? 0.f : 1.f, gwp, g.k);
+      }
+    } else {
+      std::vector<float> col(g.direct ? 0 : g.k * g.ohw);
+      for (int64_t n = 0; n < g.n; ++n) {
+        for (int64_t gr = 0; gr < g.groups; ++gr) {
+          const float* xg = xp + (n * g.cin + gr * g.cin_g) * g.h * g.w;
+          const float* c = xg;
+          if (!g.direct) {
+            im2col(xg, g, p, col.data(), g.ohw);
+            c = col.data();
+          }
+          const float* gyg = gyp + (n * g.cout + gr * g.cout_g) * g.ohw;
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.cout_g, g.k, g.ohw, 1.f, gyg,
+                      g.ohw, c, g.ohw, n == 0 ? 0.f : 1.f, gwp + gr * g.cout_g * g.k, g.k);
         }
-        const float* gyg = gyp + (n * g.cout + gr * g.cout_g) * g.ohw;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.cout_g, g.k, g.ohw, 1.f, gyg,
-                    g.ohw, c, g.ohw, n == 0 ? 0.f : 1.f, gwp + gr * g.cout_g * g.k, g.k);
       }
     }
   }

@@ -1,0 +1,17 @@
+// conv2d_winograd_f2x3: 3x3, stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3)
+// (Lavin & Gray 2016). Used by kernels/cpu/conv2d.cpp for every eligible layer.
+#pragma once
+#include "engine/op_table.h"
+
+namespace engine::cpu {
+
+// 3x3 kernel, stride 1, dilation 1, one group.
+bool winograd_eligible(const Shape& w, const Conv2dParams& p);
+
+void winograd_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
+                      const Conv2dParams& p);
+void winograd_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p);
+void winograd_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw,
+                              const Conv2dParams& p);
+
+}  // namespace engine::cpu
