@@ -75,32 +75,46 @@ int main(int argc, char** argv) {
     for (int i = 0; i < batch; ++i) labels[i] = i % 6;
     Tensor y = Tensor::from_vector_i64({batch}, labels);
 
-    std::vector<double> times;
+    std::vector<double> times, t_fwd, t_bwd, t_upd;
+    auto since = [](auto t) {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    };
     double loss = 0;
     uint64_t nodes = 0;
     for (int s = 0; s < steps + 1; ++s) {  // the first step warms up (allocations, BLAS)
       auto t0 = std::chrono::steady_clock::now();
       opt.zero_grad();
       Tensor l = cross_entropy(net(x), y);
+      const double f = since(t0);
       l.backward();
+      const double b = since(t0);
       opt.step();
       loss = l.item();
       nodes = autograd::stats().nodes_run;
       autograd::stats().nodes_run = 0;
       double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (s > 0) times.push_back(dt);
+      if (s > 0) {
+        times.push_back(dt);
+        t_fwd.push_back(f);
+        t_bwd.push_back(b - f);
+        t_upd.push_back(dt - b);
+      }
     }
-    std::sort(times.begin(), times.end());
-    double median = times[times.size() / 2];
+    auto med = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    const double median = med(times);
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     std::printf(
         "{\"impl\": \"engine\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, "
         "\"median_step_s\": %.5f, \"images_per_s\": %.4f, \"peak_rss_mb\": %.1f, \"loss\": %.5f, "
-        "\"frozen_convs\": %s, \"backward_nodes\": %llu}\n",
+        "\"frozen_convs\": %s, \"backward_nodes\": %llu, \"forward_s\": %.4f, \"backward_s\": %.4f, "
+        "\"update_s\": %.4f}\n",
         model.c_str(), batch, threads > 0 ? threads : omp_get_max_threads(), steps, median,
         batch / median, ru.ru_maxrss / 1024.0, loss, freeze ? "true" : "false",
-        static_cast<unsigned long long>(nodes));
+        static_cast<unsigned long long>(nodes), med(t_fwd), med(t_bwd), med(t_upd));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;

@@ -1,6 +1,7 @@
 // conv2d and linear against PyTorch: outputs and all three gradients, tolerance 1e-4 relative.
 #include "engine/autograd.h"
 #include "engine/ops.h"
+#include "kernels/cpu/conv2d_winograd.h"
 #include "tests/testing.h"
 
 namespace engine {
@@ -25,7 +26,21 @@ void check_case(const TensorMap& fx, const std::string& pre, bool bias, Op op) {
   }
 }
 
-TEST(ParityConv2d, ForwardAndGradientsMatchPyTorch) {
+void check_conv_fixture();
+
+TEST(ParityConv2d, ForwardAndGradientsMatchPyTorch) { check_conv_fixture(); }
+
+// Every case again with each CPU algorithm forced where it applies (im2col, Winograd).
+TEST(ParityConv2d, EachAlgorithmMatchesPyTorch) {
+  for (auto a : {cpu::ConvAlgorithm::Im2col, cpu::ConvAlgorithm::Winograd}) {
+    SCOPED_TRACE(a == cpu::ConvAlgorithm::Im2col ? "im2col" : "winograd");
+    cpu::set_conv_algorithm(a);
+    check_conv_fixture();
+  }
+  cpu::set_conv_algorithm(cpu::ConvAlgorithm::Auto);
+}
+
+void check_conv_fixture() {
   Metadata meta;
   TensorMap fx = testing::load_fixture("conv2d.safetensors", &meta);
   ASSERT_FALSE(fx.empty());

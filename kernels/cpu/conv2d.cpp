@@ -100,17 +100,26 @@ void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* d
 }
 
 // Which algorithm a convolution uses: Winograd F(2x2,3x3) for 3x3 stride-1 convs with at least
-// 8 channels in and out (below that its 16 GEMMs are too thin to pay for the transforms), im2col
-// otherwise. ENGINE_CONV_ALGO=im2col|winograd forces one where eligible (benchmarks, tests).
+// 128 input channels, im2col otherwise. Measured with bench_conv_cpu (bench/RESULTS.md): below
+// 128 input channels Winograd's 16 GEMMs are too thin to pay for its transforms (64->128 at
+// 32x32: 89 vs 112 GFLOP/s per step), from 256 it wins by 1.25-1.45x. ENGINE_CONV_ALGO=im2col|winograd, or set_conv_algorithm(), forces one where eligible.
+ConvAlgorithm& conv_algorithm_setting() {
+  static ConvAlgorithm a = [] {
+    const std::string e = std::getenv("ENGINE_CONV_ALGO") ? std::getenv("ENGINE_CONV_ALGO") : "";
+    return e == "im2col" ? ConvAlgorithm::Im2col
+                         : e == "winograd" ? ConvAlgorithm::Winograd : ConvAlgorithm::Auto;
+  }();
+  return a;
+}
+
 bool use_winograd(const Shape& w, const Conv2dParams& p) {
   if (!winograd_eligible(w, p)) return false;
-  static const std::string forced = [] {
-    const char* e = std::getenv("ENGINE_CONV_ALGO");
-    return std::string(e ? e : "");
-  }();
-  if (forced == "im2col") return false;
-  if (forced == "winograd") return true;
-  return w[0] >= 8 && w[1] >= 8;
+  switch (conv_algorithm_setting()) {
+    case ConvAlgorithm::Im2col: return false;
+    case ConvAlgorithm::Winograd: return true;
+    case ConvAlgorithm::Auto: break;
+  }
+  return w[1] >= 128 && w[0] >= 8;
 }
 
 // Images per chunk for the batched path (0: use the per-image path).
@@ -263,6 +272,8 @@ void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tenso
 }
 
 }  // namespace
+
+void set_conv_algorithm(ConvAlgorithm a) { conv_algorithm_setting() = a; }
 
 void register_conv2d(KernelTable& t) {
   t.conv2d_forward = conv2d_forward;

@@ -55,25 +55,35 @@ int64_t chunk_images(const Tiles& t) {
   return std::clamp<int64_t>(kBudget / std::max<int64_t>(per, 1), 1, t.n);
 }
 
+// Weight transforms go through blocks of kBlock filters held on the stack, so each of the 16
+// planes of U is written (or read) kBlock floats at a time: writing all 16 planes one float at a
+// time from each filter ran 3x slower (23 ms for 1024x1024 filters, measured).
+constexpr int64_t kBlock = 256;
+
 // U[xi][co][ci] = (G w[co][ci] G^T)[xi].
 void transform_weights(const float* w, int64_t cout, int64_t cin, float* u) {
-  const int64_t plane = cout * cin;
+  const int64_t plane = cout * cin, blocks = (plane + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (plane > 4096)
-  for (int64_t k = 0; k < plane; ++k) {
-    const float* g = w + k * 9;
-    float t[4][3];
-    for (int j = 0; j < 3; ++j) {
-      t[0][j] = g[j];
-      t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-      t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-      t[3][j] = g[6 + j];
+  for (int64_t bl = 0; bl < blocks; ++bl) {
+    const int64_t k0 = bl * kBlock, kn = std::min(kBlock, plane - k0);
+    float out[16][kBlock];
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      const float* g = w + (k0 + kk) * 9;
+      float t[4][3];
+      for (int j = 0; j < 3; ++j) {
+        t[0][j] = g[j];
+        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        t[3][j] = g[6 + j];
+      }
+      for (int i = 0; i < 4; ++i) {
+        out[i * 4 + 0][kk] = t[i][0];
+        out[i * 4 + 1][kk] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        out[i * 4 + 2][kk] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        out[i * 4 + 3][kk] = t[i][2];
+      }
     }
-    for (int i = 0; i < 4; ++i) {
-      u[(i * 4 + 0) * plane + k] = t[i][0];
-      u[(i * 4 + 1) * plane + k] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-      u[(i * 4 + 2) * plane + k] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-      u[(i * 4 + 3) * plane + k] = t[i][2];
-    }
+    for (int xi = 0; xi < 16; ++xi) std::copy_n(out[xi], kn, u + xi * plane + k0);
   }
 }
 
@@ -273,24 +283,29 @@ void winograd_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw,
     transform_output_grad(gyp, t, n0, nb, mg);
     batched_gemm(false, true, t.cout, t.cin, nt, mg, v, n0 == 0 ? 0.f : 1.f, s);
   }
-  // dw = G^T S G for each (co, ci).
+  // dw = G^T S G for each (co, ci), a block of filters at a time (see kBlock).
   float* gwp = fptr(gw);
-  const int64_t plane = t.cout * t.cin;
+  const int64_t plane = t.cout * t.cin, blocks = (plane + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (plane > 4096)
-  for (int64_t k = 0; k < plane; ++k) {
-    float q[4][4];
-    for (int xi = 0; xi < 16; ++xi) q[xi / 4][xi % 4] = s[xi * plane + k];
-    float r[3][4];  // G^T S: rows (s0 + (s1 + s2)/2, (s1 - s2)/2, (s1 + s2)/2 + s3)
-    for (int c = 0; c < 4; ++c) {
-      r[0][c] = q[0][c] + 0.5f * (q[1][c] + q[2][c]);
-      r[1][c] = 0.5f * (q[1][c] - q[2][c]);
-      r[2][c] = 0.5f * (q[1][c] + q[2][c]) + q[3][c];
-    }
-    float* g = gwp + k * 9;
-    for (int a = 0; a < 3; ++a) {
-      g[a * 3 + 0] = r[a][0] + 0.5f * (r[a][1] + r[a][2]);
-      g[a * 3 + 1] = 0.5f * (r[a][1] - r[a][2]);
-      g[a * 3 + 2] = 0.5f * (r[a][1] + r[a][2]) + r[a][3];
+  for (int64_t bl = 0; bl < blocks; ++bl) {
+    const int64_t k0 = bl * kBlock, kn = std::min(kBlock, plane - k0);
+    float in[16][kBlock];
+    for (int xi = 0; xi < 16; ++xi) std::copy_n(s + xi * plane + k0, kn, in[xi]);
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      float q[4][4];
+      for (int xi = 0; xi < 16; ++xi) q[xi / 4][xi % 4] = in[xi][kk];
+      float r[3][4];  // G^T S: rows (s0 + (s1 + s2)/2, (s1 - s2)/2, (s1 + s2)/2 + s3)
+      for (int c = 0; c < 4; ++c) {
+        r[0][c] = q[0][c] + 0.5f * (q[1][c] + q[2][c]);
+        r[1][c] = 0.5f * (q[1][c] - q[2][c]);
+        r[2][c] = 0.5f * (q[1][c] + q[2][c]) + q[3][c];
+      }
+      float* g = gwp + (k0 + kk) * 9;
+      for (int a = 0; a < 3; ++a) {
+        g[a * 3 + 0] = r[a][0] + 0.5f * (r[a][1] + r[a][2]);
+        g[a * 3 + 1] = 0.5f * (r[a][1] - r[a][2]);
+        g[a * 3 + 2] = 0.5f * (r[a][1] + r[a][2]) + r[a][3];
+      }
     }
   }
 }

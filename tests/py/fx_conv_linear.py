@@ -18,11 +18,12 @@ CONV = [
     (2, 5, 6, 6, 7, 1, 1, 0, 1, True),    # 1x1
     (1, 3, 11, 11, 5, 5, 2, 2, 1, False),
     (2, 8, 4, 4, 8, 1, 2, 0, 8, True),    # strided depthwise 1x1
-    # 3x3 stride 1 with >= 8 channels: the Winograd F(2x2,3x3) path (odd sizes, pad 0/1/2)
-    (2, 8, 9, 7, 16, 3, 1, 1, 1, True),
-    (1, 16, 5, 6, 8, 3, 1, 0, 1, False),
-    (3, 12, 4, 3, 10, 3, 1, 2, 1, True),
-    (2, 32, 16, 16, 24, 3, 1, 1, 1, True),
+    # 3x3 stride 1 with >= 128 input channels: the Winograd F(2x2,3x3) path (odd sizes, pad
+    # 0/1/2); the test also runs every case with each algorithm forced
+    (2, 128, 9, 7, 16, 3, 1, 1, 1, True),
+    (1, 130, 5, 6, 8, 3, 1, 0, 1, False),
+    (3, 128, 4, 3, 10, 3, 1, 2, 1, True),
+    (2, 160, 16, 16, 24, 3, 1, 1, 1, True),
 ]
 tensors, cases = {}, []
 for i, (n, cin, h, w, cout, k, s, p, g, bias) in enumerate(CONV):
