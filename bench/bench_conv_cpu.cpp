@@ -1,5 +1,5 @@
 // CPU conv2d algorithms side by side on the study's layer shapes (batch 8): im2col + GEMM against
-// Winograd F(2x2,3x3), forward, backward-data and backward-weight, median of several runs, in
+// Winograd F(2x2,3x3) and F(4x4,3x3), forward, backward-data and backward-weight, median of several runs, in
 // GFLOP/s of direct-convolution FLOPs (so a faster algorithm shows more than the machine's
 // peak). Prints a markdown table.
 //
@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
     p.pad_h = p.pad_w = 1;
     const double flops = 2.0 * batch * l.cout * l.cin * 9.0 * l.hw * l.hw;
     for (auto [algo, name] : {std::pair{cpu::ConvAlgorithm::Im2col, "im2col"},
-                              std::pair{cpu::ConvAlgorithm::Winograd, "winograd"}}) {
+                              std::pair{cpu::ConvAlgorithm::Winograd2, "winograd F(2x2,3x3)"},
+                              std::pair{cpu::ConvAlgorithm::Winograd4, "winograd F(4x4,3x3)"}}) {
       cpu::set_conv_algorithm(algo);
       auto time = [&](auto fn) {
         std::vector<double> t;

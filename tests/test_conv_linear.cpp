@@ -30,10 +30,12 @@ void check_conv_fixture();
 
 TEST(ParityConv2d, ForwardAndGradientsMatchPyTorch) { check_conv_fixture(); }
 
-// Every case again with each CPU algorithm forced where it applies (im2col, Winograd).
+// Every case again with each CPU algorithm forced where it applies (im2col, Winograd F(2x2,3x3)
+// and F(4x4,3x3)).
 TEST(ParityConv2d, EachAlgorithmMatchesPyTorch) {
-  for (auto a : {cpu::ConvAlgorithm::Im2col, cpu::ConvAlgorithm::Winograd}) {
-    SCOPED_TRACE(a == cpu::ConvAlgorithm::Im2col ? "im2col" : "winograd");
+  for (auto a : {cpu::ConvAlgorithm::Im2col, cpu::ConvAlgorithm::Winograd2,
+                 cpu::ConvAlgorithm::Winograd4}) {
+    SCOPED_TRACE("algorithm " + std::to_string(static_cast<int>(a)));
     cpu::set_conv_algorithm(a);
     check_conv_fixture();
   }

@@ -1,21 +1,23 @@
-// conv2d_winograd_f2x3: 3x3, stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3)
-// (Lavin & Gray 2016). Used by kernels/cpu/conv2d.cpp for every eligible layer.
+// conv2d_winograd_f2x3 / _f4x3: 3x3, stride-1 convolutions by Winograd's minimal filtering
+// F(2x2, 3x3) or F(4x4, 3x3) (Lavin & Gray 2016). kernels/cpu/conv2d.cpp chooses per layer.
 #pragma once
 #include "engine/op_table.h"
 
 namespace engine::cpu {
 
 // The CPU conv2d algorithm: Auto picks per layer; the others force it wherever it applies.
-enum class ConvAlgorithm { Auto, Im2col, Winograd };
+enum class ConvAlgorithm { Auto, Im2col, Winograd2, Winograd4 };
 void set_conv_algorithm(ConvAlgorithm a);  // defined in kernels/cpu/conv2d.cpp
 
 // 3x3 kernel, stride 1, dilation 1, one group.
 bool winograd_eligible(const Shape& w, const Conv2dParams& p);
 
-void winograd_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
+// `tile` is M of F(MxM, 3x3): 2 or 4.
+void winograd_forward(int tile, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                       const Conv2dParams& p);
-void winograd_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p);
-void winograd_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw,
+void winograd_backward_data(int tile, const Tensor& gy, const Tensor& w, Tensor& gx,
+                            const Conv2dParams& p);
+void winograd_backward_weight(int tile, const Tensor& gy, const Tensor& x, Tensor& gw,
                               const Conv2dParams& p);
 
 }  // namespace engine::cpu
