@@ -22,14 +22,6 @@ namespace {
 // Largest im2col buffer, in floats (96 MB): the chunk of images is sized to fit.
 constexpr int64_t kColBudget = 24 << 20;
 
-// Scratch buffers reused across calls: a fresh 96 MB allocation per conv would cost page faults
-// on every step. One set per thread that calls a kernel.
-float* scratch(int slot, int64_t n) {
-  thread_local std::vector<float> bufs[3];
-  auto& b = bufs[slot];
-  if (static_cast<int64_t>(b.size()) < n) b.resize(n);
-  return b.data();
-}
 
 struct Geometry {
   int64_t n, cin, h, w, cout, kh, kw, oh, ow, groups, cin_g, cout_g, k, ohw;
@@ -136,6 +128,13 @@ int64_t chunk_images(const Geometry& g) {
   return std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, g.k * g.ohw), 1, g.n);
 }
 
+// im2col of images [n0, n0 + nb) side by side: image i fills columns [i*OHW, (i+1)*OHW).
+void im2col_chunk(const float* x, const Geometry& g, const Conv2dParams& p, int64_t n0, int64_t nb,
+                  float* col) {
+  for (int64_t i = 0; i < nb; ++i)
+    im2col(x + (n0 + i) * g.cin * g.h * g.w, g, p, col + i * g.ohw, nb * g.ohw);
+}
+
 // buf[co, i*OHW + s] <-> t[n0 + i, co, s] for a chunk of nb images.
 void gather_chunk(const float* t, const Geometry& g, int64_t c, int64_t n0, int64_t nb, float* buf) {
 #pragma omp parallel for collapse(2) schedule(static) if (nb * c * g.ohw > kParallelGrain)
@@ -155,8 +154,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
       const int64_t nb = std::min(nb_max, g.n - n0), ld = nb * g.ohw;
       float* col = scratch(0, g.k * ld);
       float* out = scratch(1, g.cout * ld);
-      for (int64_t i = 0; i < nb; ++i)
-        im2col(xp + (n0 + i) * g.cin * g.h * g.w, g, p, col + i * g.ohw, ld);
+      im2col_chunk(xp, g, p, n0, nb, col);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.cout, ld, g.k, 1.f, wp, g.k, col,
                   ld, 0.f, out, ld);
 #pragma omp parallel for collapse(2) schedule(static) if (g.cout * ld > kParallelGrain)
@@ -239,8 +237,7 @@ void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tenso
         const int64_t nb = std::min(nb_max, g.n - n0), ld = nb * g.ohw;
         float* col = scratch(0, g.k * ld);
         float* dy = scratch(1, g.cout * ld);
-        for (int64_t i = 0; i < nb; ++i)
-          im2col(xp + (n0 + i) * g.cin * g.h * g.w, g, p, col + i * g.ohw, ld);
+        im2col_chunk(xp, g, p, n0, nb, col);
         gather_chunk(gyp, g, g.cout, n0, nb, dy);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.cout, g.k, ld, 1.f, dy, ld, col,
                     ld, n0 == 0 ? 0.f : 1.f, gwp, g.k);

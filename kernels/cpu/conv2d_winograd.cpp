@@ -97,12 +97,6 @@ inline void sandwich_t(const float (&l)[P][I], const float (&x)[P][Q], const flo
     }
 }
 
-float* scratch(int slot, int64_t n) {
-  thread_local std::vector<float> bufs[3];
-  auto& b = bufs[slot];
-  if (static_cast<int64_t>(b.size()) < n) b.resize(n);
-  return b.data();
-}
 
 template <int M>
 struct Tiles {

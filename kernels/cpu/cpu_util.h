@@ -2,6 +2,7 @@
 // work (an OpenMP fork costs microseconds; a 64-element loop does not need it).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "engine/op_table.h"
 #include "engine/tensor.h"
@@ -12,6 +13,15 @@ inline float* fptr(const Tensor& t) { return t.defined() ? t.data<float>() : nul
 
 // Below this many elements a loop runs on one thread.
 constexpr int64_t kParallelGrain = 32768;
+
+// Scratch buffers reused across calls (one set per calling thread; the conv kernels use slots
+// 0-2): a fresh 96 MB allocation per convolution would cost page faults on every step.
+inline float* scratch(int slot, int64_t n) {
+  thread_local std::vector<float> bufs[4];
+  auto& b = bufs[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(n);
+  return b.data();
+}
 
 void register_conv2d(KernelTable& t);
 void register_linear(KernelTable& t);
