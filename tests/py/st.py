@@ -4,7 +4,13 @@ import json
 import os
 import struct
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:
+    raise SystemExit(
+        "NumPy/PyTorch are missing: the parity fixtures need them. Install them with "
+        "`apt-get install python3-torch python3-numpy` (Debian) and run the tests with "
+        "/usr/bin/python3 (scripts/install_deps.sh does both).")
 
 _DTYPES = {np.dtype("float32"): "F32", np.dtype("int64"): "I64", np.dtype("uint8"): "U8",
            np.dtype("float64"): "F64", np.dtype("float16"): "F16"}
