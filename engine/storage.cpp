@@ -7,6 +7,7 @@
 #include <new>
 
 #include "engine/error.h"
+#include "engine/op_table.h"
 
 namespace engine {
 namespace {
@@ -40,9 +41,14 @@ Allocator* g_allocators[2] = {&g_cpu_allocator, nullptr};
 CopyFn g_copy = nullptr;
 MemsetFn g_memset = nullptr;
 
+// The CUDA runtime registers its allocator and copies along with its kernels; make sure that has
+// happened before the first CUDA tensor is made, whatever touches the engine first.
+void ensure_backends_registered() { kernel_table(Backend::Cpu); }
+
 }  // namespace
 
 Allocator* allocator_for(DeviceType t) {
+  if (t != DeviceType::CPU) ensure_backends_registered();
   Allocator* a = g_allocators[static_cast<int>(t)];
   ENGINE_CHECK(a, "no allocator for device type ", t == DeviceType::CUDA ? "cuda" : "cpu",
                ": this build has no CUDA support");
@@ -59,6 +65,7 @@ void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size
     std::memcpy(dst, src, bytes);
     return;
   }
+  ensure_backends_registered();
   ENGINE_CHECK(g_copy, "copy ", src_dev.str(), " -> ", dst_dev.str(), ": no CUDA runtime in this build");
   g_copy(dst, dst_dev, src, src_dev, bytes);
 }
@@ -69,6 +76,7 @@ void zero_bytes(void* dst, Device dev, size_t bytes) {
     std::memset(dst, 0, bytes);
     return;
   }
+  ensure_backends_registered();
   ENGINE_CHECK(g_memset, "zero on ", dev.str(), ": no CUDA runtime in this build");
   g_memset(dst, dev, bytes);
 }

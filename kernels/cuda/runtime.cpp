@@ -1,0 +1,169 @@
+// The CUDA runtime glue of the native backend: error reporting, the process stream, the caching
+// device allocator and the copy/memset routines that engine/storage.h calls for CUDA tensors.
+// Registered only when a device answers (register_runtime), so a CUDA build on a machine without
+// a GPU behaves as a CPU build: CUDA tensors fail with "no allocator for device type cuda".
+#include <algorithm>
+
+#include "engine/error.h"
+#include "kernels/cuda/cuda_util.h"
+
+namespace engine::cuda {
+
+void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line) {
+  throw Error(detail::concat("CUDA call ", call, " failed at ", file, ":", line, ": ",
+                             cudaGetErrorString(err), " (", cudaGetErrorName(err), ")"));
+}
+
+bool cuda_available(std::string* why) {
+  static const std::string reason = [] {
+    int count = 0;
+    const cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+      cudaGetLastError();  // clear it, so that it is not reported by a later, unrelated check
+      return detail::concat("cudaGetDeviceCount: ", cudaGetErrorString(err), " (",
+                            cudaGetErrorName(err), ")");
+    }
+    if (count == 0) return std::string("cudaGetDeviceCount: no CUDA device");
+    return std::string();
+  }();
+  if (why) *why = reason;
+  return reason.empty();
+}
+
+cudaStream_t stream() {
+  // Never destroyed: the runtime may already be unloaded when static destructors run.
+  static cudaStream_t s = [] {
+    cudaStream_t st = nullptr;
+    ENGINE_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    return st;
+  }();
+  return s;
+}
+
+// ---- caching allocator ----
+
+size_t CachingAllocator::size_class(size_t bytes) {
+  constexpr size_t kSmall = 512, kLarge = size_t{2} << 20, kSmallLimit = size_t{1} << 20;
+  const size_t unit = bytes <= kSmallLimit ? kSmall : kLarge;
+  return (bytes + unit - 1) / unit * unit;
+}
+
+void* CachingAllocator::allocate(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  const size_t cls = size_class(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = free_.find(cls);
+  if (it != free_.end() && !it->second.empty()) {
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached_ -= cls;
+    return p;
+  }
+  void* p = nullptr;
+  cudaError_t err = cudaMalloc(&p, cls);
+  if (err == cudaErrorMemoryAllocation) {
+    cudaGetLastError();  // out-of-memory is not sticky; clear it before retrying
+    release_cache_locked();
+    err = cudaMalloc(&p, cls);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      throw Error(detail::concat("cuda allocator: out of memory allocating ", bytes,
+                                 " bytes (device has ", free_b, " bytes free of ", total_b,
+                                 "; this process holds ", reserved_, ")"));
+    }
+  }
+  if (err != cudaSuccess) throw_cuda_error(err, "cudaMalloc", __FILE__, __LINE__);
+  ++mallocs_;
+  reserved_ += cls;
+  peak_ = std::max(peak_, reserved_);
+  return p;
+}
+
+void CachingAllocator::deallocate(void* p, size_t bytes) {
+  if (!p) return;
+  // Safe to reuse at once: all work runs on one stream, so any kernel still reading this block
+  // was queued before whatever the next owner queues.
+  const size_t cls = size_class(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  free_[cls].push_back(p);
+  cached_ += cls;
+}
+
+void CachingAllocator::release_cache_locked() {
+  for (auto& [cls, blocks] : free_) {
+    for (void* p : blocks) {
+      cudaFree(p);  // synchronises the device; an error here leaves nothing to recover
+      reserved_ -= cls;
+      cached_ -= cls;
+    }
+    blocks.clear();
+  }
+}
+
+void CachingAllocator::release_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  release_cache_locked();
+}
+
+size_t CachingAllocator::peak_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peak_;
+}
+size_t CachingAllocator::reserved_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reserved_;
+}
+size_t CachingAllocator::cached_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cached_;
+}
+size_t CachingAllocator::driver_allocations() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return mallocs_;
+}
+
+CachingAllocator& device_allocator() {
+  static CachingAllocator* a = new CachingAllocator;  // never destroyed, as stream()
+  return *a;
+}
+
+// ---- copies and memset ----
+
+namespace {
+
+void check_current(const Device& d, const char* what) {
+  if (!d.is_cuda()) return;
+  int cur = 0;
+  ENGINE_CUDA_CHECK(cudaGetDevice(&cur));
+  ENGINE_CHECK(d.index == cur, what, " on ", d.str(),
+               ": the native CUDA backend uses one device, cuda:", cur);
+}
+
+void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
+  check_current(dst_dev, "copy");
+  check_current(src_dev, "copy");
+  const cudaMemcpyKind kind =
+      dst_dev.is_cuda() ? (src_dev.is_cuda() ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                        : cudaMemcpyDeviceToHost;
+  ENGINE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream()));
+  // A host buffer on either side must be safe to read or reuse when we return.
+  if (kind != cudaMemcpyDeviceToDevice) ENGINE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void memset_zero(void* dst, Device dev, size_t bytes) {
+  check_current(dev, "zero");
+  ENGINE_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream()));
+}
+
+}  // namespace
+
+void register_runtime() {
+  if (!cuda_available()) return;
+  register_allocator(DeviceType::CUDA, &device_allocator());
+  register_copy(copy);
+  register_memset(memset_zero);
+}
+
+}  // namespace engine::cuda

@@ -1,0 +1,68 @@
+// Helpers of the `cuda` test tier: the skip rule (every test that needs a GPU opens with
+// ENGINE_REQUIRE_CUDA(), which skips with the reason when none answers), fresh random inputs,
+// NaN-poisoned outputs, and the comparison max|ours - ref| / max|ref| against the CPU kernel.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "engine/op_table.h"
+#include "engine/random.h"
+#include "engine/tensor.h"
+#include "kernels/cuda/cuda_util.h"
+
+namespace engine::testing {
+
+// Fills the kernel tables first: that is when the CUDA allocator and copies are registered.
+inline bool cuda_ready(std::string* why) {
+  kernel_table(Backend::Native);
+  return cuda::cuda_available(why);
+}
+
+// Odd sizes on purpose: a single element, less than a warp, and a prime above one grid's worth.
+inline const std::vector<int64_t>& test_sizes() {
+  static const std::vector<int64_t> sizes = {1, 31, 1000003};
+  return sizes;
+}
+
+// Normal(0, stddev) on the CPU, fresh per (seed, n).
+inline Tensor random_cpu(int64_t n, uint64_t seed, float stddev = 1.f) {
+  Generator gen(seed * 1000003 + static_cast<uint64_t>(n));
+  return Tensor::randn({n}, gen, 0.f, stddev);
+}
+
+// A CUDA tensor of NaNs, so that any element a kernel fails to write shows in the comparison.
+inline Tensor poisoned_cuda(int64_t n) {
+  return Tensor::from_vector({n}, std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()),
+                             Device::cuda());
+}
+
+// max|ours - ref| / max|ref| (1 when ref is all zeros); infinity when ours has a NaN or inf where
+// ref is finite. Either tensor may live on any device.
+inline double rel_err(const Tensor& ours, const Tensor& ref) {
+  if (ours.shape() != ref.shape()) return INFINITY;
+  const std::vector<float> a = ours.to_vector(), b = ref.to_vector();
+  double diff = 0, mag = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) && std::isfinite(b[i])) return INFINITY;
+    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
+    mag = std::max(mag, std::abs(static_cast<double>(b[i])));
+  }
+  return diff / (mag > 0 ? mag : 1.0);
+}
+
+}  // namespace engine::testing
+
+#define ENGINE_REQUIRE_CUDA()                                   \
+  do {                                                          \
+    std::string engine_why_;                                    \
+    if (!::engine::testing::cuda_ready(&engine_why_))           \
+      GTEST_SKIP() << "no usable CUDA device: " << engine_why_; \
+  } while (0)
+
+#define EXPECT_CUDA_CLOSE(ours, ref, tol) \
+  EXPECT_LE(::engine::testing::rel_err((ours), (ref)), (tol)) << "comparing " #ours " to " #ref
