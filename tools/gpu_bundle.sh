@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the CUDA binaries here (nvcc, sm_90 for the H200) and gathers them with the shared
+# libraries a bare GPU machine lacks into gpu_bundle/ (git-ignored), to be carried to the device
+# machine and run there by tools/gpu_check.sh. The GPU machine has CUDA, cuBLAS and PyTorch but
+# none of our Debian packages (OpenBLAS, GoogleTest, ...) and no network, so we build here and
+# ship binaries rather than ship headers and build there.
+#
+#   bash tools/gpu_bundle.sh            # then: device run with carry ["gpu_bundle"] and
+#                                       #       command "bash tools/gpu_check.sh gpu_bundle $OUT"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD_DIR:-build-gpu}
+OUT=gpu_bundle
+# -DENGINE_NATIVE_ARCH=OFF: the binaries must run on the GPU machine's CPU, not only this one's.
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DENGINE_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DENGINE_NATIVE_ARCH=OFF >/dev/null
+cmake --build "$BUILD" -j "$(nproc)"
+rm -rf "$OUT"
+mkdir -p "$OUT/bin" "$OUT/lib"
+cp "$BUILD/tests/engine_cuda_tests" "$OUT/bin/"
+for b in "$BUILD"/bench/bench_*; do [ -x "$b" ] && cp "$b" "$OUT/bin/"; done
+# Every shared library the binaries load, except the C library, the loader and CUDA's own
+# cuBLAS (hundreds of MB; the GPU machine has it). libcudart is small and pinned to our nvcc.
+for b in "$OUT"/bin/*; do ldd "$b"; done | awk '/=>/ {print $3}' | sort -u |
+  grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libcublas[^/]*|libcublasLt[^/]*|libcuda)\.so' |
+  while read -r lib; do cp -L "$lib" "$OUT/lib/"; done
+git rev-parse HEAD > "$OUT/COMMIT" 2>/dev/null || true
+du -sh "$OUT"
+ls "$OUT/bin" "$OUT/lib"
