@@ -135,6 +135,17 @@ void im2col_chunk(const float* x, const Geometry& g, const Conv2dParams& p, int6
     im2col(x + (n0 + i) * g.cin * g.h * g.w, g, p, col + i * g.ohw, nb * g.ohw);
 }
 
+// The GEMM operand of image n, group gr on the per-image path: x itself for a direct (1x1,
+// stride 1) conv, else its im2col in scratch slot 0.
+const float* group_col(const float* x, const Geometry& g, const Conv2dParams& p, int64_t n,
+                       int64_t gr) {
+  const float* xg = x + (n * g.cin + gr * g.cin_g) * g.h * g.w;
+  if (g.direct) return xg;
+  float* col = scratch(0, g.k * g.ohw);
+  im2col(xg, g, p, col, g.ohw);
+  return col;
+}
+
 // buf[co, i*OHW + s] <-> t[n0 + i, co, s] for a chunk of nb images.
 void gather_chunk(const float* t, const Geometry& g, int64_t c, int64_t n0, int64_t nb, float* buf) {
 #pragma omp parallel for collapse(2) schedule(static) if (nb * c * g.ohw > kParallelGrain)
@@ -169,15 +180,9 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
     }
     return;
   }
-  std::vector<float> col(g.direct ? 0 : g.k * g.ohw);
   for (int64_t n = 0; n < g.n; ++n) {
     for (int64_t gr = 0; gr < g.groups; ++gr) {
-      const float* xg = xp + (n * g.cin + gr * g.cin_g) * g.h * g.w;
-      const float* c = xg;
-      if (!g.direct) {
-        im2col(xg, g, p, col.data(), g.ohw);
-        c = col.data();
-      }
+      const float* c = group_col(xp, g, p, n, gr);
       float* yg = yp + (n * g.cout + gr * g.cout_g) * g.ohw;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.cout_g, g.ohw, g.k, 1.f,
                   wp + gr * g.cout_g * g.k, g.k, c, g.ohw, 0.f, yg, g.ohw);
@@ -211,12 +216,11 @@ void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
     }
     return;
   }
-  std::vector<float> col(g.direct ? 0 : g.k * g.ohw);
   for (int64_t n = 0; n < g.n; ++n) {
     for (int64_t gr = 0; gr < g.groups; ++gr) {
       const float* gyg = gyp + (n * g.cout + gr * g.cout_g) * g.ohw;
       float* gxg = gxp + (n * g.cin + gr * g.cin_g) * g.h * g.w;
-      float* c = g.direct ? gxg : col.data();
+      float* c = g.direct ? gxg : scratch(0, g.k * g.ohw);
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.k, g.ohw, g.cout_g, 1.f,
                   wp + gr * g.cout_g * g.k, g.k, gyg, g.ohw, 0.f, c, g.ohw);
       if (!g.direct) col2im(c, g, p, gxg, g.ohw);
@@ -243,15 +247,9 @@ void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tenso
                     ld, n0 == 0 ? 0.f : 1.f, gwp, g.k);
       }
     } else {
-      std::vector<float> col(g.direct ? 0 : g.k * g.ohw);
       for (int64_t n = 0; n < g.n; ++n) {
         for (int64_t gr = 0; gr < g.groups; ++gr) {
-          const float* xg = xp + (n * g.cin + gr * g.cin_g) * g.h * g.w;
-          const float* c = xg;
-          if (!g.direct) {
-            im2col(xg, g, p, col.data(), g.ohw);
-            c = col.data();
-          }
+          const float* c = group_col(xp, g, p, n, gr);
           const float* gyg = gyp + (n * g.cout + gr * g.cout_g) * g.ohw;
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.cout_g, g.k, g.ohw, 1.f, gyg,
                       g.ohw, c, g.ohw, n == 0 ? 0.f : 1.f, gwp + gr * g.cout_g * g.k, g.k);

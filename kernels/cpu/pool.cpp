@@ -140,12 +140,27 @@ std::vector<float> col_counts(const std::vector<Span>& cols) {
   return c;
 }
 
+// The windows of an average pooling, shared by forward and backward: row spans, per-column
+// divisors and the column taps.
+struct AvgWindows {
+  AvgWindows(const Shape& x, const Shape& y, const Pool2dParams& p)
+      : g(planes(x, y)),
+        rows(pool_spans(g.h, g.oh, p.kernel_h, p.stride_h, p.pad_h, p.count_include_pad)),
+        ccount(col_counts(
+            pool_spans(g.w, g.ow, p.kernel_w, p.stride_w, p.pad_w, p.count_include_pad))),
+        taps(column_taps(g.w, g.ow, p.kernel_w, p.stride_w, p.pad_w)) {}
+  Planes g;
+  std::vector<Span> rows;
+  std::vector<float> ccount;
+  std::vector<Tap> taps;
+};
+
 void avg_pool2d_forward(const Tensor& x, Tensor& y, const Pool2dParams& p) {
-  const Planes g = planes(x.shape(), y.shape());
-  const auto rows = pool_spans(g.h, g.oh, p.kernel_h, p.stride_h, p.pad_h, p.count_include_pad);
-  const auto ccount =
-      col_counts(pool_spans(g.w, g.ow, p.kernel_w, p.stride_w, p.pad_w, p.count_include_pad));
-  const auto taps = column_taps(g.w, g.ow, p.kernel_w, p.stride_w, p.pad_w);
+  const AvgWindows a(x.shape(), y.shape(), p);
+  const Planes& g = a.g;
+  const auto& rows = a.rows;
+  const auto& ccount = a.ccount;
+  const auto& taps = a.taps;
   const int64_t w = g.w, ow = g.ow, sw = p.stride_w;
   const float* xp = fptr(x);
   const float* cc = ccount.data();
@@ -175,11 +190,11 @@ void avg_pool2d_forward(const Tensor& x, Tensor& y, const Pool2dParams& p) {
 // distinct columns, so the vectorised scatter has no conflicts; overlapping windows meet across
 // taps and rows, which run in sequence.
 void avg_pool2d_backward(const Tensor& gy, Tensor& gx, const Pool2dParams& p) {
-  const Planes g = planes(gx.shape(), gy.shape());
-  const auto rows = pool_spans(g.h, g.oh, p.kernel_h, p.stride_h, p.pad_h, p.count_include_pad);
-  const auto ccount =
-      col_counts(pool_spans(g.w, g.ow, p.kernel_w, p.stride_w, p.pad_w, p.count_include_pad));
-  const auto taps = column_taps(g.w, g.ow, p.kernel_w, p.stride_w, p.pad_w);
+  const AvgWindows a(gx.shape(), gy.shape(), p);
+  const Planes& g = a.g;
+  const auto& rows = a.rows;
+  const auto& ccount = a.ccount;
+  const auto& taps = a.taps;
   const int64_t w = g.w, ow = g.ow, sw = p.stride_w;
   const float* gyp = fptr(gy);
   const float* cc = ccount.data();
