@@ -3,9 +3,6 @@
 // place, parse_header, which read_file and parse share.
 #include "engine/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -17,6 +14,9 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
+
+#include "engine/file_io.h"
 
 namespace engine::safetensors {
 namespace {
@@ -447,38 +447,14 @@ std::vector<uint8_t> serialize(const File& f) {
 
 void write_file(const std::string& path, const File& f) {
   std::string header = encode_header(path, f);  // before touching the disk
-  std::string tmp = path + ".tmp-" + std::to_string(getpid());
-  FILE* fp = std::fopen(tmp.c_str(), "wb");
-  if (!fp) fail(path, "cannot create temporary file '" + tmp + "': " + errno_str());
+  std::vector<std::span<const uint8_t>> parts;
+  parts.emplace_back(reinterpret_cast<const uint8_t*>(header.data()), header.size());
+  for (const Entry& e : f.entries) parts.emplace_back(e.bytes);
   try {
-    auto put = [&](const void* p, size_t count) {
-      if (count && std::fwrite(p, 1, count, fp) != count)
-        fail(path, "write failed: " + errno_str());
-    };
-    put(header.data(), header.size());
-    for (const Entry& e : f.entries) put(e.bytes.data(), e.bytes.size());
-    if (std::fflush(fp) != 0) fail(path, "flush failed: " + errno_str());
-    if (fsync(fileno(fp)) != 0) fail(path, "fsync failed: " + errno_str());
-    FILE* closing = fp;
-    fp = nullptr;
-    if (std::fclose(closing) != 0) fail(path, "close failed: " + errno_str());
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      fail(path, "cannot rename '" + tmp + "' into place: " + errno_str());
-    }
-  } catch (...) {
-    if (fp) std::fclose(fp);
-    std::remove(tmp.c_str());
-    throw;
+    write_file_atomic(path, parts);
+  } catch (const Error& e) {
+    throw FormatError(e.what());  // one exception type for callers of this module
   }
-  // Without syncing the directory the rename itself may be lost on a crash.
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) fail(path, "cannot open directory '" + dir.string() + "' to fsync: " + errno_str());
-  int rc = fsync(fd);
-  std::string why = rc != 0 ? errno_str() : "";
-  close(fd);
-  if (rc != 0) fail(path, "written, but fsync of directory '" + dir.string() + "' failed: " + why);
 }
 
 std::vector<float> to_float32(const Entry& e) {

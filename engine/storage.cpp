@@ -38,6 +38,7 @@ class CpuAllocator final : public Allocator {
 
 CpuAllocator g_cpu_allocator;
 Allocator* g_allocators[2] = {&g_cpu_allocator, nullptr};
+Allocator* g_pinned = nullptr;
 CopyFn g_copy = nullptr;
 MemsetFn g_memset = nullptr;
 
@@ -57,6 +58,11 @@ Allocator* allocator_for(DeviceType t) {
 
 void register_allocator(DeviceType t, Allocator* a) { g_allocators[static_cast<int>(t)] = a; }
 void register_copy(CopyFn fn) { g_copy = fn; }
+void register_pinned_allocator(Allocator* a) { g_pinned = a; }
+Allocator* pinned_allocator() {
+  ensure_backends_registered();
+  return g_pinned;
+}
 void register_memset(MemsetFn fn) { g_memset = fn; }
 
 void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
@@ -83,6 +89,12 @@ void zero_bytes(void* dst, Device dev, size_t bytes) {
 
 Storage::Storage(size_t bytes, Device device)
     : bytes_(bytes), device_(device), allocator_(allocator_for(device.type)) {
+  data_ = allocator_->allocate(bytes);
+}
+
+Storage::Storage(size_t bytes, Device device, Allocator* allocator)
+    : bytes_(bytes), device_(device), allocator_(allocator) {
+  ENGINE_CHECK(allocator_, "Storage: null allocator");
   data_ = allocator_->allocate(bytes);
 }
 

@@ -22,6 +22,13 @@ class Allocator {
 Allocator* allocator_for(DeviceType t);
 void register_allocator(DeviceType t, Allocator* a);
 
+// Page-locked ("pinned") host memory, for batches that are copied to a GPU: the copy engine can
+// read it directly, so host-to-device copies run at full speed. The CUDA runtime registers one;
+// without it (no CUDA in the build or no GPU) pinned_allocator() is null and callers use the
+// plain CPU allocator.
+void register_pinned_allocator(Allocator* a);
+Allocator* pinned_allocator();
+
 // Copies between devices; CPU<->CPU is memcpy. Other pairs come from the CUDA runtime when present.
 using CopyFn = void (*)(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
 void register_copy(CopyFn fn);
@@ -34,6 +41,8 @@ void zero_bytes(void* dst, Device dev, size_t bytes);
 class Storage {
  public:
   Storage(size_t bytes, Device device);
+  // CPU storage from a given allocator (the pinned one).
+  Storage(size_t bytes, Device device, Allocator* allocator);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;

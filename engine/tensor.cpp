@@ -43,6 +43,19 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(impl));
 }
 
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
+  Allocator* pinned = pinned_allocator();
+  if (!pinned) return empty(shape, dtype);
+  for (int64_t d : shape)
+    ENGINE_CHECK(d >= 0, "Tensor::empty_pinned: negative dimension in shape ", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->storage =
+      std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), Device::cpu(), pinned);
+  return Tensor(std::move(impl));
+}
+
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
   t.zero_();

@@ -38,6 +38,8 @@ class Tensor {
 
   // Factories. New memory is uninitialised for empty(), as in every framework.
   static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::cpu());
+  // CPU tensor in pinned host memory when a CUDA runtime provides it, else ordinary CPU memory.
+  static Tensor empty_pinned(const Shape& shape, DType dtype = DType::F32);
   static Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::cpu());
   static Tensor full(const Shape& shape, float value, Device device = Device::cpu());
   static Tensor from_vector(const Shape& shape, const std::vector<float>& values,

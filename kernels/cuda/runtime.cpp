@@ -129,6 +129,45 @@ CachingAllocator& device_allocator() {
   return *a;
 }
 
+// ---- pinned host memory ----
+
+namespace {
+
+// cudaHostAlloc is slow (it maps pages for the device), and the loader asks for the same batch
+// size again and again: freed blocks wait in a free list per exact size and are handed out again.
+class PinnedHostAllocator final : public Allocator {
+ public:
+  void* allocate(size_t bytes) override {
+    if (bytes == 0) return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& list = free_[bytes];
+    if (!list.empty()) {
+      void* p = list.back();
+      list.pop_back();
+      return p;
+    }
+    void* p = nullptr;
+    const cudaError_t err = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      throw Error(detail::concat("pinned host allocator: cudaHostAlloc of ", bytes,
+                                 " bytes failed: ", cudaGetErrorString(err)));
+    }
+    return p;
+  }
+  void deallocate(void* p, size_t bytes) override {
+    if (!p) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    free_[bytes].push_back(p);
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+};
+
+}  // namespace
+
 // ---- copies and memset ----
 
 namespace {
@@ -162,6 +201,8 @@ void memset_zero(void* dst, Device dev, size_t bytes) {
 void register_runtime() {
   if (!cuda_available()) return;
   register_allocator(DeviceType::CUDA, &device_allocator());
+  static PinnedHostAllocator* pinned = new PinnedHostAllocator;  // never destroyed, as stream()
+  register_pinned_allocator(pinned);
   register_copy(copy);
   register_memset(memset_zero);
 }

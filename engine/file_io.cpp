@@ -1,0 +1,62 @@
+// Atomic file writes: temporary file, flush, fsync, rename, fsync of the directory.
+#include "engine/file_io.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "engine/error.h"
+
+namespace engine {
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw Error(path + ": " + what);
+}
+std::string errno_str() { return std::strerror(errno); }
+
+}  // namespace
+
+void write_file_atomic(const std::string& path,
+                       const std::vector<std::span<const uint8_t>>& parts) {
+  std::string tmp = path + ".tmp-" + std::to_string(getpid());
+  FILE* fp = std::fopen(tmp.c_str(), "wb");
+  if (!fp) fail(path, "cannot create temporary file '" + tmp + "': " + errno_str());
+  try {
+    for (std::span<const uint8_t> part : parts) {
+      if (!part.empty() && std::fwrite(part.data(), 1, part.size(), fp) != part.size())
+        fail(path, "write failed: " + errno_str());
+    }
+    if (std::fflush(fp) != 0) fail(path, "flush failed: " + errno_str());
+    if (fsync(fileno(fp)) != 0) fail(path, "fsync failed: " + errno_str());
+    FILE* closing = fp;
+    fp = nullptr;
+    if (std::fclose(closing) != 0) fail(path, "close failed: " + errno_str());
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+      fail(path, "cannot rename '" + tmp + "' into place: " + errno_str());
+  } catch (...) {
+    if (fp) std::fclose(fp);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  // Without syncing the directory the rename itself may be lost on a crash.
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) fail(path, "cannot open directory '" + dir.string() + "' to fsync: " + errno_str());
+  int rc = fsync(fd);
+  std::string why = rc != 0 ? errno_str() : "";
+  close(fd);
+  if (rc != 0) fail(path, "written, but fsync of directory '" + dir.string() + "' failed: " + why);
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  write_file_atomic(path, {std::span<const uint8_t>(
+                              reinterpret_cast<const uint8_t*>(text.data()), text.size())});
+}
+
+}  // namespace engine

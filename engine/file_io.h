@@ -1,0 +1,17 @@
+// Writing files so that a crash never leaves half of one under the real name: the bytes go to a
+// temporary file beside the target, are flushed and fsync'ed, renamed over the target, and the
+// directory is fsync'ed so the rename itself survives. Checkpoints, metrics and generated images
+// are all written this way.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace engine {
+
+// Writes the concatenation of parts to path atomically. Throws engine::Error "<path>: <reason>".
+void write_file_atomic(const std::string& path, const std::vector<std::span<const uint8_t>>& parts);
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace engine
