@@ -8,6 +8,8 @@
 //     refuse such a file, so a half-grey image never trains the model silently.
 //   - PNG: every chunk's CRC (stb does not check them, PIL does), IHDR first, IEND present.
 //   - BMP: the pixel array must lie inside the file (stb would read zeros past the end).
+//   - Inputs that crash stb itself are refused before it sees them; each such check names the
+//     bug it guards against (found by tests/fuzz/fuzz_decode.cpp under ASan/UBSan).
 // Dimensions come from our own parse, so a header claiming 100000x100000 pixels is refused with
 // its numbers before stb allocates anything; STBI_MAX_DIMENSIONS backs this up inside stb.
 #include <sys/stat.h>
@@ -129,10 +131,50 @@ bool is_sof(uint8_t m) {
   return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
 }
 
+// Huffman table segment: each table's 16 code counts must fit the segment and sum to at most 256
+// symbols. stb 2.27 writes count-sum + 1 entries into a 257-entry array without checking (found by
+// the fuzz target: index 257 out of bounds in stbi__build_huffman).
+// defined: bit (tc * 4 + th) set for every table seen so far.
+void check_jpeg_dht(const uint8_t* p, size_t len, unsigned& defined) {
+  size_t pos = 0;
+  while (pos < len) {
+    if (len - pos < 17) refuse("corrupt JPEG: Huffman table segment cut short");
+    const uint8_t tc = p[pos] >> 4, th = p[pos] & 15;
+    if (tc > 1 || th > 3) refuse("corrupt JPEG: bad Huffman table id");
+    size_t symbols = 0;
+    for (int i = 1; i <= 16; ++i) symbols += p[pos + i];
+    if (symbols > 256) refuse("corrupt JPEG: Huffman table with more than 256 codes");
+    pos += 17;
+    if (len - pos < symbols) refuse("corrupt JPEG: Huffman table segment cut short");
+    pos += symbols;
+    defined |= 1u << (tc * 4 + th);
+  }
+}
+
+// Scan header: every Huffman table the scan decodes with must have been defined. stb 2.27 keeps
+// its tables in uninitialised memory and walks past maxcode[17] on a table never defined (found
+// by the fuzz target: index 18 out of bounds in stbi__jpeg_huff_decode).
+void check_jpeg_sos(const uint8_t* p, size_t len, bool progressive, unsigned defined) {
+  if (len < 1) refuse("corrupt JPEG: scan header cut short");
+  const size_t ns = p[0];
+  if (ns < 1 || ns > 4 || len < 1 + 2 * ns + 3) refuse("corrupt JPEG: bad scan header");
+  const uint8_t ss = p[1 + 2 * ns], ah = p[3 + 2 * ns] >> 4;
+  for (size_t i = 0; i < ns; ++i) {
+    const unsigned td = p[2 + 2 * i] >> 4, ta = p[2 + 2 * i] & 15;
+    if (td > 3 || ta > 3) refuse("corrupt JPEG: bad Huffman table id in scan header");
+    const bool needs_dc = progressive ? (ss == 0 && ah == 0) : true;
+    const bool needs_ac = progressive ? ss > 0 : true;
+    if ((needs_dc && !(defined & (1u << td))) || (needs_ac && !(defined & (1u << (4 + ta))))) {
+      refuse("corrupt JPEG: scan uses a Huffman table that was never defined");
+    }
+  }
+}
+
 ImageInfo check_jpeg(const uint8_t* d, size_t n, const DecodeLimits& limits) {
   ImageInfo info{ImageFormat::Jpeg, 0, 0};
   size_t pos = 2;  // after SOI
-  bool seen_frame = false;
+  bool seen_frame = false, progressive = false;
+  unsigned tables = 0;  // Huffman tables defined so far
   auto truncated = [] { refuse("truncated JPEG: no end-of-image marker"); };
   while (true) {
     // A marker: one or more 0xFF, then the code.
@@ -149,6 +191,11 @@ ImageInfo check_jpeg(const uint8_t* d, size_t n, const DecodeLimits& limits) {
     size_t len = be16(d + pos);
     if (len < 2) refuse("corrupt JPEG: segment at byte " + std::to_string(pos) + " has length < 2");
     if (n - pos < len) truncated();
+    if (m == 0xC4) check_jpeg_dht(d + pos + 2, len - 2, tables);
+    if (m == 0xDA) {
+      if (!seen_frame) refuse("corrupt JPEG: scan before the frame header");
+      check_jpeg_sos(d + pos + 2, len - 2, progressive, tables);
+    }
     if (is_sof(m)) {
       if (len < 8) refuse("corrupt JPEG: frame header too short");
       int64_t h = be16(d + pos + 3), w = be16(d + pos + 5);
@@ -157,10 +204,10 @@ ImageInfo check_jpeg(const uint8_t* d, size_t n, const DecodeLimits& limits) {
       info.width = int(w);
       info.height = int(h);
       seen_frame = true;
+      progressive = m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE;
     }
     pos += len;
     if (m == 0xDA) {  // SOS: entropy-coded data follows, up to the next marker
-      if (!seen_frame) refuse("corrupt JPEG: scan before the frame header");
       while (true) {
         const void* ff = std::memchr(d + pos, 0xFF, n - pos);
         if (!ff) truncated();

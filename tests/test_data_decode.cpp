@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
 
 #include "data/image.h"
 #include "data/transforms.h"
@@ -308,6 +309,25 @@ TEST(BadInput, CorruptJpegDataNeverCrashes) {
     } catch (const data::ImageError&) {
     }
   }
+}
+
+// Inputs on which stb 2.27 itself misbehaves (out-of-bounds reads and writes), found by the fuzz
+// target: check_image refuses each with a reason before stb sees it.
+TEST(BadInput, FuzzerFindingsAreRefused) {
+  const std::string dir = std::string(ENGINE_SOURCE_DIR) + "/tests/fuzz/regressions";
+  const std::map<std::string, std::string> expected = {
+      {"jpeg_dht_more_than_256_codes", "more than 256 codes"},
+      {"jpeg_scan_undefined_huffman_table", "never defined"}};
+  for (const auto& [name, words] : expected) {
+    SCOPED_TRACE(name);
+    expect_refused(slurp(dir + "/" + name), words);
+  }
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    ++files;
+    EXPECT_NE(refusal(slurp(e.path().string())), "") << e.path();
+  }
+  EXPECT_EQ(files, expected.size()) << "a regression input without a stated reason";
 }
 
 class TempDir {
