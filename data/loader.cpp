@@ -82,8 +82,10 @@ int64_t DataLoader::samples_per_epoch() const {
   return opt_.drop_last ? batches_ * opt_.batch_size : dataset_.size();
 }
 
-void DataLoader::start_epoch(int64_t epoch) {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   ENGINE_CHECK(epoch >= 0, "loader: epoch ", epoch, " must be >= 0");
+  ENGINE_CHECK(first_batch >= 0 && first_batch <= batches_, "loader: first batch ", first_batch,
+               " is outside the epoch's ", batches_, " batches");
   std::vector<int64_t> order;
   switch (opt_.order) {
     case SampleOrder::Sequential: order = sequential_order(dataset_.size()); break;
@@ -96,7 +98,7 @@ void DataLoader::start_epoch(int64_t epoch) {
     order_ = std::move(order);
     epoch_ = epoch;
     epoch_key_ = mix_seed(opt_.seed, uint64_t(epoch), kAugmentStream);
-    next_claim_ = next_deliver_ = 0;
+    next_claim_ = next_deliver_ = first_batch;
     ready_.clear();
   }
   work_cv_.notify_all();

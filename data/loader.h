@@ -65,9 +65,10 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  // Begins epoch `epoch` (any order: a resumed run starts at its epoch); batches of a previous
-  // epoch not yet consumed are discarded.
-  void start_epoch(int64_t epoch);
+  // Begins epoch `epoch` at batch `first_batch` (any order: a resumed run starts where it
+  // stopped, and sees the batches an uninterrupted run would have); batches of a previous epoch
+  // not yet consumed are discarded.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the current epoch; false when the epoch is over.
   bool next(Batch& out);
 

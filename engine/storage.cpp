@@ -56,6 +56,11 @@ Allocator* allocator_for(DeviceType t) {
   return a;
 }
 
+bool cuda_device_available() {
+  ensure_backends_registered();
+  return g_allocators[static_cast<int>(DeviceType::CUDA)] != nullptr;
+}
+
 void register_allocator(DeviceType t, Allocator* a) { g_allocators[static_cast<int>(t)] = a; }
 void register_copy(CopyFn fn) { g_copy = fn; }
 void register_pinned_allocator(Allocator* a) { g_pinned = a; }

@@ -21,6 +21,8 @@ class Allocator {
 // Registry: one allocator per device type. The CPU allocator is built in.
 Allocator* allocator_for(DeviceType t);
 void register_allocator(DeviceType t, Allocator* a);
+// Whether CUDA tensors can be made: a CUDA build with a GPU that answers.
+bool cuda_device_available();
 
 // Page-locked ("pinned") host memory, for batches that are copied to a GPU: the copy engine can
 // read it directly, so host-to-device copies run at full speed. The CUDA runtime registers one;

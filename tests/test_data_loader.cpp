@@ -300,6 +300,19 @@ TEST(Loader, BatchesDependOnTheSeedNotTheThreads) {
     EXPECT_TRUE(b0.images == e0.images) << "epoch 0 pixels differ";
     EXPECT_TRUE(b1.images == e1.images) << "epoch 1 pixels differ";
   }
+  // Starting an epoch part-way gives the rest of the same batches (a resumed run).
+  {
+    data::DataLoader loader(ds, augmenting(2));
+    loader.start_epoch(1, 5);
+    data::Batch b;
+    for (size_t k = 5; k < e1.indices.size(); ++k) {
+      ASSERT_TRUE(loader.next(b));
+      EXPECT_EQ(b.number, int64_t(k));
+      EXPECT_EQ(b.indices, e1.indices[k]);
+      EXPECT_TRUE(b.images.to_vector() == e1.images[k]);
+    }
+    EXPECT_FALSE(loader.next(b));
+  }
   // Labels follow the dataset.
   for (size_t k = 0; k < e0.indices.size(); ++k) {
     for (size_t j = 0; j < e0.indices[k].size(); ++j) {

@@ -1,0 +1,135 @@
+// Model factory and weights files; see model_io.h.
+#include "tools/lib/model_io.h"
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "engine/error.h"
+#include "models/custom_cnn.h"
+
+namespace app {
+namespace {
+
+using json = nlohmann::json;
+
+std::array<float, 3> parse_triple(const std::string& text, const char* key, const std::string& src) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception&) {
+    throw engine::Error(src + ": metadata '" + key + "' is not JSON: " + text);
+  }
+  if (!j.is_array() || j.size() != 3) {
+    throw engine::Error(src + ": metadata '" + key + "' must be an array of 3 numbers, got " + text);
+  }
+  std::array<float, 3> v{};
+  for (int i = 0; i < 3; ++i) {
+    if (!j[i].is_number()) throw engine::Error(src + ": metadata '" + key + "' holds a non-number");
+    v[i] = j[i].get<float>();
+  }
+  return v;
+}
+
+std::string number(double v) {
+  json j = v;
+  return j.dump();  // shortest form that round-trips ("0.25", "1.0")
+}
+
+}  // namespace
+
+const std::vector<std::string>& model_names() {
+  static const std::vector<std::string> names = {"simple", "bn_dropout", "sigmoid", "tanh"};
+  return names;
+}
+
+std::shared_ptr<engine::Module> build_model(const ModelInfo& info, engine::Generator& gen) {
+  ENGINE_CHECK(!info.classes.empty(), "model '", info.model, "': no classes");
+  engine::CustomCnnOptions o;
+  o.variant = engine::parse_cnn_variant(info.model);
+  o.num_classes = int64_t(info.classes.size());
+  o.image_size = info.image_size;
+  o.width = info.width;
+  return std::make_shared<engine::CustomCnn>(o, gen);
+}
+
+engine::Metadata model_metadata(const ModelInfo& info) {
+  engine::Metadata m;
+  m["model"] = info.model;
+  m["classes"] = json(info.classes).dump();
+  m["image_size"] = std::to_string(info.image_size);
+  m["width"] = number(info.width);
+  if (info.mean) m["mean"] = json(*info.mean).dump();
+  if (info.std) m["std"] = json(*info.std).dump();
+  return m;
+}
+
+ModelInfo parse_model_metadata(const engine::Metadata& meta, const std::string& src) {
+  auto need = [&](const char* key) -> const std::string& {
+    auto it = meta.find(key);
+    if (it == meta.end()) {
+      throw engine::Error(src + ": not a weights file of this engine: __metadata__ has no '" +
+                          std::string(key) + "' (needed: model, classes, image_size)");
+    }
+    return it->second;
+  };
+  ModelInfo info;
+  info.model = need("model");
+  bool known = false;
+  for (const auto& n : model_names()) known |= n == info.model;
+  if (!known) throw engine::Error(src + ": unknown model '" + info.model + "' in metadata");
+  try {
+    json c = json::parse(need("classes"));
+    for (const auto& x : c) info.classes.push_back(x.get<std::string>());
+  } catch (const json::exception&) {
+    throw engine::Error(src + ": metadata 'classes' must be a JSON array of names, got " +
+                        need("classes"));
+  }
+  if (info.classes.empty()) throw engine::Error(src + ": metadata 'classes' is empty");
+  try {
+    size_t used = 0;
+    info.image_size = std::stoi(need("image_size"), &used);
+    if (used != need("image_size").size()) throw std::invalid_argument("trailing");
+  } catch (const std::logic_error&) {
+    throw engine::Error(src + ": metadata 'image_size' is not an integer: " + need("image_size"));
+  }
+  if (auto it = meta.find("width"); it != meta.end()) {
+    try {
+      info.width = std::stof(it->second);
+    } catch (const std::logic_error&) {
+      throw engine::Error(src + ": metadata 'width' is not a number: " + it->second);
+    }
+  }
+  const bool has_mean = meta.count("mean"), has_std = meta.count("std");
+  if (has_mean != has_std) throw engine::Error(src + ": metadata has one of 'mean'/'std' but not both");
+  if (has_mean) {
+    info.mean = parse_triple(meta.at("mean"), "mean", src);
+    info.std = parse_triple(meta.at("std"), "std", src);
+  }
+  return info;
+}
+
+void save_weights(const std::string& path, engine::Module& model, const ModelInfo& info,
+                  const engine::Metadata& extra) {
+  engine::Metadata m = model_metadata(info);
+  for (const auto& [k, v] : extra) m[k] = v;
+  engine::save_tensors(path, model.state_dict(), m);
+}
+
+LoadedModel load_weights(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw engine::Error("checkpoint '" + path + "' does not exist");
+  engine::Metadata meta;
+  engine::TensorMap tensors = engine::load_tensors(path, &meta);
+  LoadedModel out;
+  out.info = parse_model_metadata(meta, path);
+  engine::Generator gen(0);
+  try {
+    out.net = build_model(out.info, gen);
+    out.net->load_state_dict(tensors, /*strict=*/true);
+  } catch (const engine::Error& e) {
+    throw engine::Error(path + ": " + e.what());
+  }
+  return out;
+}
+
+}  // namespace app
