@@ -9,6 +9,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__SSE4_1__)
+#include <immintrin.h>
+#endif
+
 namespace data {
 namespace {
 
@@ -64,6 +68,88 @@ inline uint8_t clip8(int32_t v) {
   return uint8_t(v >> kPrecisionBits);
 }
 
+// Rows [y_first, y_first + dst.height) of src, resampled horizontally into dst.
+void horizontal_pass_scalar(const Image& src, int y_first, const Coeffs& c, Image& dst) {
+  constexpr int32_t half = 1 << (kPrecisionBits - 1);
+  for (int y = 0; y < dst.height; ++y) {
+    const uint8_t* s = src.row(y + y_first);
+    uint8_t* d = dst.row(y);
+    for (int xx = 0; xx < dst.width; ++xx) {
+      const int32_t* k = &c.k[size_t(xx) * c.ksize];
+      const uint8_t* p = s + size_t(c.first[xx]) * 3;
+      int32_t s0 = half, s1 = half, s2 = half;
+      for (int x = 0; x < c.count[xx]; ++x) {
+        s0 += p[3 * x] * k[x];
+        s1 += p[3 * x + 1] * k[x];
+        s2 += p[3 * x + 2] * k[x];
+      }
+      d[3 * xx] = clip8(s0), d[3 * xx + 1] = clip8(s1), d[3 * xx + 2] = clip8(s2);
+    }
+  }
+}
+
+#if defined(__SSE4_1__)
+// The same sums with one pixel's three channels in one SSE register (the fourth lane is
+// discarded), every output using exactly K taps: windows shorter than K are padded with zero
+// taps (shifted left at the right edge), which adds nothing, so the result is bit-identical.
+// Integer arithmetic throughout; _mm_packs/_mm_packus saturate exactly as clip8 clips.
+template <int K>
+void horizontal_pass_sse(const Image& src, int y_first, const std::vector<int>& first,
+                         const std::vector<int32_t>& taps, Image& dst) {
+  const uint8_t* end = src.pixels.data() + src.pixels.size();
+  const __m128i half = _mm_set1_epi32(1 << (kPrecisionBits - 1));
+  const int ksize = K > 0 ? K : int(taps.size() / first.size());
+  for (int y = 0; y < dst.height; ++y) {
+    const uint8_t* s = src.row(y + y_first);
+    uint8_t* d = dst.row(y);
+    for (int xx = 0; xx < dst.width; ++xx) {
+      const uint8_t* p = s + size_t(first[xx]) * 3;
+      const int32_t* k = &taps[size_t(xx) * ksize];
+      __m128i acc = half;
+      for (int t = 0; t < ksize; ++t) {
+        const uint8_t* q = p + 3 * t;
+        int32_t v;
+        if (q + 4 <= end) {
+          std::memcpy(&v, q, 4);  // the 4th byte belongs to the next pixel: ignored
+        } else {
+          v = int32_t(q[0]) | int32_t(q[1]) << 8 | int32_t(q[2]) << 16;
+        }
+        const __m128i px = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(v));
+        acc = _mm_add_epi32(acc, _mm_mullo_epi32(px, _mm_set1_epi32(k[t])));
+      }
+      const __m128i v16 = _mm_packs_epi32(_mm_srai_epi32(acc, kPrecisionBits), acc);
+      const int32_t out = _mm_cvtsi128_si32(_mm_packus_epi16(v16, v16));
+      d[3 * xx] = uint8_t(out), d[3 * xx + 1] = uint8_t(out >> 8), d[3 * xx + 2] = uint8_t(out >> 16);
+    }
+  }
+}
+#endif
+
+void horizontal_pass(const Image& src, int y_first, const Coeffs& c, Image& dst) {
+#if defined(__SSE4_1__)
+  if (c.ksize <= src.width) {
+    // Pad every window to ksize taps inside the row.
+    std::vector<int> first(c.first.size());
+    std::vector<int32_t> taps(c.k.size(), 0);
+    for (size_t xx = 0; xx < first.size(); ++xx) {
+      const int f = std::min(c.first[xx], src.width - c.ksize);
+      first[xx] = f;
+      for (int x = 0; x < c.count[xx]; ++x) {
+        taps[xx * size_t(c.ksize) + size_t(c.first[xx] - f + x)] = c.k[xx * size_t(c.ksize) + x];
+      }
+    }
+    switch (c.ksize) {
+      case 3: return horizontal_pass_sse<3>(src, y_first, first, taps, dst);
+      case 5: return horizontal_pass_sse<5>(src, y_first, first, taps, dst);
+      case 7: return horizontal_pass_sse<7>(src, y_first, first, taps, dst);
+      case 9: return horizontal_pass_sse<9>(src, y_first, first, taps, dst);
+      default: return horizontal_pass_sse<0>(src, y_first, first, taps, dst);
+    }
+  }
+#endif
+  horizontal_pass_scalar(src, y_first, c, dst);
+}
+
 }  // namespace
 
 Image resize_bilinear(const Image& src, int out_w, int out_h) {
@@ -83,22 +169,7 @@ Image resize_bilinear(const Image& src, int out_w, int out_h) {
   int y_offset = 0;
   if (need_h) {
     tmp = Image(out_w, y_last - y_first);
-    constexpr int32_t half = 1 << (kPrecisionBits - 1);
-    for (int y = 0; y < tmp.height; ++y) {
-      const uint8_t* s = src.row(y + y_first);
-      uint8_t* d = tmp.row(y);
-      for (int xx = 0; xx < out_w; ++xx) {
-        const int32_t* k = &ch.k[size_t(xx) * ch.ksize];
-        const uint8_t* p = s + size_t(ch.first[xx]) * 3;
-        int32_t s0 = half, s1 = half, s2 = half;
-        for (int x = 0; x < ch.count[xx]; ++x) {
-          s0 += p[3 * x] * k[x];
-          s1 += p[3 * x + 1] * k[x];
-          s2 += p[3 * x + 2] * k[x];
-        }
-        d[3 * xx] = clip8(s0), d[3 * xx + 1] = clip8(s1), d[3 * xx + 2] = clip8(s2);
-      }
-    }
+    horizontal_pass(src, y_first, ch, tmp);
     in = &tmp;
     y_offset = y_first;
   }
@@ -184,20 +255,18 @@ CropBox random_resized_crop_box(int width, int height, SampleRandom& rng,
 
 void to_chw_float(const Image& img, float* out, const std::array<float, 3>& mean,
                   const std::array<float, 3>& std) {
-  // A table per channel computes exactly ToTensor's x / 255 then Normalize's (x - m) / s.
-  float lut[3][256];
-  for (int c = 0; c < 3; ++c) {
-    for (int v = 0; v < 256; ++v) lut[c][v] = (float(v) / 255.f - mean[c]) / std[c];
-  }
+  // Exactly ToTensor's x / 255 then Normalize's (x - m) / s, in float; written as plain
+  // arithmetic (not a lookup table) so the compiler vectorises it.
   const size_t hw = size_t(img.width) * img.height;
   const uint8_t* p = img.pixels.data();
-  float* r = out;
-  float* g = out + hw;
-  float* b = out + 2 * hw;
-  for (size_t i = 0; i < hw; ++i) {
-    r[i] = lut[0][p[3 * i]];
-    g[i] = lut[1][p[3 * i + 1]];
-    b[i] = lut[2][p[3 * i + 2]];
+  for (int c = 0; c < 3; ++c) {
+    float* o = out + size_t(c) * hw;
+    const float m = mean[c], s = std[c];
+    if (m == 0.f && s == 1.f) {
+      for (size_t i = 0; i < hw; ++i) o[i] = float(p[3 * i + c]) / 255.f;
+    } else {
+      for (size_t i = 0; i < hw; ++i) o[i] = (float(p[3 * i + c]) / 255.f - m) / s;
+    }
   }
 }
 
