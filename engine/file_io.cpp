@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +21,14 @@ namespace {
 }
 std::string errno_str() { return std::strerror(errno); }
 
+// Fault injection for the tests that prove a crash mid-write loses nothing: when the environment
+// variable ENGINE_FAULT_KILL_IN_WRITE is set and the target path contains its value, the process
+// kills itself (SIGKILL: no handler, no cleanup) after writing half of the temporary file.
+bool kill_requested(const std::string& path) {
+  const char* v = std::getenv("ENGINE_FAULT_KILL_IN_WRITE");
+  return v && *v && path.find(v) != std::string::npos;
+}
+
 }  // namespace
 
 void write_file_atomic(const std::string& path,
@@ -27,7 +37,13 @@ void write_file_atomic(const std::string& path,
   FILE* fp = std::fopen(tmp.c_str(), "wb");
   if (!fp) fail(path, "cannot create temporary file '" + tmp + "': " + errno_str());
   try {
+    const bool kill_midway = kill_requested(path);
     for (std::span<const uint8_t> part : parts) {
+      if (kill_midway) {
+        std::fwrite(part.data(), 1, part.size() / 2, fp);
+        std::fflush(fp);
+        ::kill(::getpid(), SIGKILL);
+      }
       if (!part.empty() && std::fwrite(part.data(), 1, part.size(), fp) != part.size())
         fail(path, "write failed: " + errno_str());
     }

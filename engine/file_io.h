@@ -10,7 +10,8 @@
 
 namespace engine {
 
-// Writes the concatenation of parts to path atomically. Throws engine::Error "<path>: <reason>".
+// Writes the concatenation of parts to path atomically. (Tests can make the process kill itself
+// half-way through a write: see ENGINE_FAULT_KILL_IN_WRITE in file_io.cpp.) Throws engine::Error "<path>: <reason>".
 void write_file_atomic(const std::string& path, const std::vector<std::span<const uint8_t>>& parts);
 void write_file_atomic(const std::string& path, const std::string& text);
 

@@ -10,6 +10,7 @@
 
 #include "data/loader.h"
 #include "engine/file_io.h"
+#include "tools/lib/cli.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Per-channel mean and std of a dataset's images (for Normalize)"};
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "decoding threads")->capture_default_str();
   app.add_option("--json", json_path, "also write {\"mean\": [...], \"std\": [...]} here");
   app.add_flag("--strict", strict, "stop at the first bad image instead of skipping it");
+  app::one_line_errors(app, "dataset_stats");
   CLI11_PARSE(app, argc, argv);
   try {
     data::ScanOptions scan;
@@ -67,8 +69,7 @@ int main(int argc, char** argv) {
                 static_cast<long long>(out["images"]), image_size, image_size);
     if (!json_path.empty()) engine::write_file_atomic(json_path, out.dump(2) + "\n");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dataset_stats: %s\n", e.what());
-    return 1;
+    return app::report_failure("dataset_stats", e);
   }
   return 0;
 }

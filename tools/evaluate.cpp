@@ -9,6 +9,7 @@
 #include "data/loader.h"
 #include "engine/file_io.h"
 #include "tools/lib/inference_flags.h"
+#include "tools/lib/cli.h"
 
 namespace {
 
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   app.add_option("--data", dir, "labelled images: DIR/<class>/*.jpg (Kaggle's seg_test)")
       ->required();
   app.add_option("--json", json_path, "also write the results as JSON here");
+  app::one_line_errors(app, "evaluate");
   CLI11_PARSE(app, argc, argv);
   try {
     engine::Device dev;
@@ -49,8 +51,7 @@ int main(int argc, char** argv) {
       std::printf("wrote %s\n", json_path.c_str());
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "evaluate: %s\n", e.what());
-    return 1;
+    return app::report_failure("evaluate", e);
   }
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "data/synthetic.h"
+#include "tools/lib/cli.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
         return v.find('-') == std::string::npos ? std::string() : "must not be negative: " + v;
       });
   app.add_option("--quality", o.jpeg_quality, "JPEG quality (1..100)")->capture_default_str();
+  app::one_line_errors(app, "make_dataset");
   CLI11_PARSE(app, argc, argv);
 
   // On a terminal one line is redrawn in place; in a log, a line at each quarter is enough.
@@ -61,8 +63,7 @@ int main(int argc, char** argv) {
         static_cast<long long>(s.pred), o.size, o.size, o.out_dir.c_str());
   } catch (const std::exception& e) {
     if (line_open) std::printf("\n");  // end the half-drawn progress line first
-    std::fprintf(stderr, "make_dataset: %s\n", e.what());
-    return 1;
+    return app::report_failure("make_dataset", e);
   }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "data/loader.h"
 #include "engine/file_io.h"
 #include "tools/lib/inference_flags.h"
+#include "tools/lib/cli.h"
 
 namespace {
 
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   app.add_option("--images", images, "a folder of images (searched recursively) or one image")
       ->required();
   app.add_option("--output", output, "CSV file to write (default: standard output)");
+  app::one_line_errors(app, "predict");
   CLI11_PARSE(app, argc, argv);
   try {
     engine::Device dev;
@@ -66,8 +68,7 @@ int main(int argc, char** argv) {
       std::printf("wrote %zu predictions to %s\n", probs.size(), output.c_str());
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "predict: %s\n", e.what());
-    return 1;
+    return app::report_failure("predict", e);
   }
   return 0;
 }

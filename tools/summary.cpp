@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "models/custom_cnn.h"
+#include "tools/lib/cli.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Print a model's layers, output shapes and parameter counts"};
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   app.add_option("--image-size", image_size, "input height and width")->capture_default_str();
   app.add_option("--classes", classes, "number of output classes")->capture_default_str();
   app.add_option("--width", width, "channel-width multiplier")->capture_default_str();
+  app::one_line_errors(app, "summary");
   CLI11_PARSE(app, argc, argv);
   try {
     engine::CustomCnnOptions o;
@@ -29,8 +31,7 @@ int main(int argc, char** argv) {
     std::printf("%s (%s)\n%s", model.c_str(), "CustomCnn",
                 engine::summary(net, {1, 3, image_size, image_size}).c_str());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "summary: %s\n", e.what());
-    return 1;
+    return app::report_failure("summary", e);
   }
   return 0;
 }

@@ -14,6 +14,7 @@
 #include "models/custom_cnn.h"
 #include "tools/lib/model_io.h"
 #include "tools/lib/trainer.h"
+#include "tools/lib/cli.h"
 
 namespace {
 
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
                  "testing: act as if interrupted after this many steps")
       ->group("");
   app.add_option("--nan-at-step", c.nan_at_step, "testing: make the loss NaN at this step")->group("");
+  app::one_line_errors(app, "train");
   CLI11_PARSE(app, argc, argv);
   c.plot = !no_plot;
 
@@ -145,7 +147,6 @@ int main(int argc, char** argv) {
     if (o.exit_code == 0 && c.plot && o.epochs_done > 0) draw_plots(c.out);
     return o.exit_code;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "train: %s\n", e.what());
-    return 1;
+    return app::report_failure("train", e);
   }
 }

@@ -24,8 +24,10 @@ struct InferenceFlags {
     app.add_option("--workers", workers, "image loading threads")->capture_default_str();
     app.add_flag("--strict", strict, "stop at the first bad image instead of skipping it");
   }
-  // Loads the checkpoint and moves its model to the chosen device.
+  // Checks the numeric flags, loads the checkpoint and moves its model to the chosen device.
   LoadedModel load(engine::Device& device_out) const {
+    ENGINE_CHECK(batch_size >= 1, "--batch-size ", batch_size, ": must be at least 1");
+    ENGINE_CHECK(workers >= 0 && workers <= 64, "--workers ", workers, ": must be in 0..64");
     LoadedModel m = load_weights(checkpoint);
     device_out = choose_device(device, backend);
     m.net->to(device_out);

@@ -1,0 +1,440 @@
+// The command-line programs, run as a user runs them: train -> predict -> evaluate on a small
+// synthetic dataset; resume after an interruption (simulated and a real SIGINT) is bit-identical
+// to an uninterrupted run; a process killed in the middle of a checkpoint write leaves the previous
+// checkpoint loadable; a NaN loss stops training; predict on a PyTorch-written checkpoint agrees
+// with PyTorch; every bad flag or input is one error line and a non-zero exit.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "data/synthetic.h"
+#include "engine/safetensors.h"
+#include "testing.h"
+#include "tools/lib/model_io.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() /
+            ("engine_tools_" + std::to_string(getpid()) + "_" + std::to_string(counter_++));
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  std::string str() const { return path_.string(); }
+
+ private:
+  fs::path path_;
+  static inline int counter_ = 0;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+struct ToolRun {
+  int rc = -1;   // exit status, or 128 + signal
+  std::string out, err;
+};
+
+// Starts tools/<tool> with args; stdout/stderr go to files under dir. Returns the pid.
+pid_t spawn(const std::string& tool, const std::vector<std::string>& args, const std::string& log,
+            const std::map<std::string, std::string>& env = {}) {
+  std::vector<std::string> argv_s = {std::string(ENGINE_TOOL_DIR) + "/" + tool};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  pid_t pid = fork();
+  if (pid == 0) {
+    int o = open((log + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = open((log + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(o, 1);
+    dup2(e, 2);
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    setenv("OMP_NUM_THREADS", "2", 1);
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+ToolRun wait_for(pid_t pid, const std::string& log) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ToolRun r;
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(log + ".out");
+  r.err = slurp(log + ".err");
+  return r;
+}
+
+ToolRun run(const std::string& tool, const std::vector<std::string>& args,
+        const std::map<std::string, std::string>& env = {}) {
+  static int n = 0;
+  std::string log = (fs::temp_directory_path() / ("engine_tools_log_" + std::to_string(getpid()) +
+                                                  "_" + std::to_string(n++)))
+                        .string();
+  ToolRun r = wait_for(spawn(tool, args, log, env), log);
+  std::remove((log + ".out").c_str());
+  std::remove((log + ".err").c_str());
+  return r;
+}
+
+// One small synthetic dataset for the whole file: 6 classes, 64x64 JPEGs.
+const std::string& dataset() {
+  static TempDir dir;
+  static const std::string root = dir.str();
+  static bool made = [] {
+    data::SyntheticOptions o;
+    o.out_dir = root;
+    o.train_per_class = 12;
+    o.test_per_class = 5;
+    o.pred_count = 7;
+    o.size = 64;
+    o.seed = 11;
+    data::make_synthetic_dataset(o);
+    return true;
+  }();
+  (void)made;
+  return root;
+}
+
+// Quick settings: a quarter-width model on 32x32 inputs, 2 compute threads.
+std::vector<std::string> train_args(const std::string& out, int epochs,
+                                    std::vector<std::string> extra = {}) {
+  std::vector<std::string> a = {"--train-dir", dataset() + "/seg_train", "--test-dir",
+                                dataset() + "/seg_test", "--out", out, "--epochs",
+                                std::to_string(epochs), "--width", "0.25", "--image-size", "32",
+                                "--threads", "2", "--no-plot", "--seed", "5"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+// metrics.csv without the two timing columns, which no two runs share.
+std::string metrics_without_timing(const std::string& run_dir) {
+  std::istringstream in(slurp(run_dir + "/metrics.csv"));
+  std::string line, out;
+  while (std::getline(in, line)) {
+    std::string kept;
+    std::istringstream cols(line);
+    std::string c;
+    for (int i = 0; i < 6 && std::getline(cols, c, ','); ++i) kept += (i ? "," : "") + c;
+    out += kept + "\n";
+  }
+  return out;
+}
+
+// The epoch history in the training state (full double precision).
+std::string state_history(const std::string& run_dir) {
+  auto f = engine::safetensors::read_file(run_dir + "/last.state.safetensors");
+  nlohmann::json h = nlohmann::json::parse(f.metadata.at("history"));
+  for (auto& row : h) row.erase("epoch_seconds"), row.erase("images_per_second");
+  return h.dump();
+}
+
+TEST(Tools, TrainPredictEvaluateRoundTrip) {
+  TempDir d;
+  ToolRun t = run("train", train_args(d / "run", 6, {"--lr", "0.0003"}));
+  ASSERT_EQ(t.rc, 0) << t.out << t.err;
+  EXPECT_NE(t.out.find("done: 6 epochs"), std::string::npos) << t.out;
+  for (const char* f : {"metrics.csv", "last.safetensors", "best.safetensors",
+                        "last.state.safetensors", "config.json"}) {
+    EXPECT_TRUE(fs::exists(d / ("run/" + std::string(f)))) << f;
+  }
+  std::string csv = slurp(d / "run/metrics.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "epoch,lr,train_loss,train_acc,test_loss,test_acc,epoch_seconds,images_per_second");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7);
+
+  // The weights file carries what predict needs, and nothing but state_dict keys.
+  engine::Metadata meta;
+  engine::TensorMap w = engine::load_tensors(d / "run/best.safetensors", &meta);
+  EXPECT_EQ(meta.at("model"), "simple");
+  EXPECT_EQ(meta.at("classes"), nlohmann::json(data::kSceneClasses).dump());
+  EXPECT_EQ(meta.at("image_size"), "32");
+  for (auto& [k, v] : w) EXPECT_EQ(k.rfind("seq", 0) == 0 || k.rfind("fc", 0) == 0, true) << k;
+
+  ToolRun e = run("evaluate", {"--checkpoint", d / "run/best.safetensors", "--data",
+                           dataset() + "/seg_test", "--json", d / "eval.json"});
+  ASSERT_EQ(e.rc, 0) << e.err;
+  nlohmann::json ev = nlohmann::json::parse(slurp(d / "eval.json"));
+  for (const char* k : {"accuracy", "per_class", "confusion_matrix", "classes"}) {
+    EXPECT_TRUE(ev.contains(k)) << k;
+  }
+  // Synthetic scenes are easy: a quarter-width CNN gets most of them within 6 epochs (measured
+  // here: 1.0 from epoch 5).
+  EXPECT_GE(ev["accuracy"].get<double>(), 0.8) << e.out;
+  int64_t total = 0;
+  for (auto& row : ev["confusion_matrix"]) for (auto& v : row) total += v.get<int64_t>();
+  EXPECT_EQ(total, 30);
+  EXPECT_EQ(ev["per_class"]["forest"]["support"], 5);
+  // evaluate's accuracy of best.safetensors is the best test accuracy train recorded.
+  double best = 0;
+  std::istringstream rows(csv);
+  std::string line;
+  std::getline(rows, line);
+  while (std::getline(rows, line)) {
+    std::vector<std::string> c;
+    std::istringstream cols(line);
+    for (std::string x; std::getline(cols, x, ',');) c.push_back(x);
+    best = std::max(best, std::stod(c[5]));
+  }
+  EXPECT_NEAR(ev["accuracy"].get<double>(), best, 1e-6);
+
+  ToolRun p = run("predict", {"--checkpoint", d / "run/best.safetensors", "--images",
+                          dataset() + "/seg_pred", "--output", d / "pred.csv"});
+  ASSERT_EQ(p.rc, 0) << p.err;
+  std::istringstream pred(slurp(d / "pred.csv"));
+  std::getline(pred, line);
+  EXPECT_EQ(line, "path,label,confidence,buildings,forest,glacier,mountain,sea,street");
+  std::vector<std::string> paths;
+  while (std::getline(pred, line)) {
+    std::vector<std::string> c;
+    std::istringstream cols(line);
+    for (std::string x; std::getline(cols, x, ',');) c.push_back(x);
+    ASSERT_EQ(c.size(), 9u) << line;
+    paths.push_back(c[0]);
+    double sum = 0, top = 0;
+    for (int k = 3; k < 9; ++k) sum += std::stod(c[k]), top = std::max(top, std::stod(c[k]));
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    EXPECT_DOUBLE_EQ(std::stod(c[2]), top);
+  }
+  EXPECT_EQ(paths.size(), 7u);
+  EXPECT_TRUE(std::is_sorted(paths.begin(), paths.end()));
+}
+
+TEST(Tools, ResumeAfterInterruptionIsBitIdentical) {
+  TempDir d;
+  // bn_dropout with augmentation: dropout masks and crops must continue where they stopped.
+  const std::vector<std::string> extra = {"--model", "bn_dropout", "--augment", "--lr", "0.001"};
+  ToolRun full = run("train", train_args(d / "full", 3, extra));
+  ASSERT_EQ(full.rc, 0) << full.err;
+  // Interrupted in the middle of epoch 2 (9 batches per epoch), then resumed.
+  ToolRun part = run("train", train_args(d / "part", 3, {extra[0], extra[1], extra[2], extra[3],
+                                                     extra[4], "--stop-after-steps", "13"}));
+  EXPECT_EQ(part.rc, 130);
+  EXPECT_NE(part.out.find("resume with: train --out " + (d / "part") + " --resume"),
+            std::string::npos) << part.out;
+  ToolRun resumed = run("train", {"--out", d / "part", "--resume", "--no-plot"});
+  ASSERT_EQ(resumed.rc, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("resuming"), std::string::npos);
+  EXPECT_EQ(metrics_without_timing(d / "full"), metrics_without_timing(d / "part"));
+  EXPECT_EQ(state_history(d / "full"), state_history(d / "part"));
+  EXPECT_TRUE(slurp(d / "full/last.safetensors") == slurp(d / "part/last.safetensors"))
+      << "weights differ after resume";
+  EXPECT_TRUE(slurp(d / "full/best.safetensors") == slurp(d / "part/best.safetensors"));
+  // Resuming a finished run does nothing; more epochs continue it.
+  ToolRun again = run("train", {"--out", d / "part", "--resume", "--no-plot"});
+  EXPECT_EQ(again.rc, 0);
+  EXPECT_NE(again.out.find("nothing to do"), std::string::npos) << again.out;
+  // Settings that shape the results cannot change on resume.
+  ToolRun changed = run("train", {"--out", d / "part", "--resume", "--lr", "0.5"});
+  EXPECT_EQ(changed.rc, 1);
+  EXPECT_NE(changed.err.find("--lr 0.5 differs from the run being resumed"), std::string::npos)
+      << changed.err;
+}
+
+TEST(Tools, RealSigintCheckpointsAndResumesBitIdentically) {
+  TempDir d;
+  ToolRun full = run("train", train_args(d / "full", 3));
+  ASSERT_EQ(full.rc, 0) << full.err;
+  const std::string log = d / "sig";
+  pid_t pid = spawn("train", train_args(d / "part", 3), log);
+  // Wait until training is under way, then interrupt as Ctrl-C does.
+  for (int i = 0; i < 600 && slurp(log + ".out").find("epoch 1/3") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGINT);
+  ToolRun r = wait_for(pid, log);
+  if (r.rc == 0) GTEST_SKIP() << "the run finished before the signal arrived";
+  EXPECT_EQ(r.rc, 130) << r.out << r.err;
+  EXPECT_NE(r.out.find("--resume"), std::string::npos) << r.out;
+  ToolRun resumed = run("train", {"--out", d / "part", "--resume", "--no-plot"});
+  ASSERT_EQ(resumed.rc, 0) << resumed.err;
+  EXPECT_EQ(metrics_without_timing(d / "full"), metrics_without_timing(d / "part"));
+  EXPECT_TRUE(slurp(d / "full/last.safetensors") == slurp(d / "part/last.safetensors"));
+}
+
+TEST(Tools, KilledDuringCheckpointWriteKeepsThePreviousCheckpoint) {
+  TempDir d;
+  ToolRun first = run("train", train_args(d / "run", 1));
+  ASSERT_EQ(first.rc, 0) << first.err;
+  const std::string weights = slurp(d / "run/last.safetensors");
+  const std::string state = slurp(d / "run/last.state.safetensors");
+  // Epoch 2 dies half-way through writing each file in turn (SIGKILL: no handler runs).
+  for (const char* target : {"last.safetensors", "last.state.safetensors", "metrics.csv"}) {
+    SCOPED_TRACE(target);
+    ToolRun killed = run("train", {"--out", d / "run", "--resume", "--epochs", "2", "--no-plot"},
+                     {{"ENGINE_FAULT_KILL_IN_WRITE", target}});
+    EXPECT_EQ(killed.rc, 128 + SIGKILL);
+    // The state still says epoch 1 unless its own write completed before the kill.
+    EXPECT_NO_THROW(app::load_weights(d / "run/last.safetensors"));
+    EXPECT_NO_THROW(engine::safetensors::read_file(d / "run/last.state.safetensors"));
+    EXPECT_TRUE(slurp(d / "run/last.state.safetensors") == state) << "state changed";
+  }
+  // The weights of epoch 1 are intact when their rewrite was killed.
+  EXPECT_TRUE(slurp(d / "run/last.safetensors") == weights ||
+              app::load_weights(d / "run/last.safetensors").info.model == "simple");
+  // And the run goes on from there.
+  ToolRun resumed = run("train", {"--out", d / "run", "--resume", "--epochs", "2", "--no-plot"});
+  EXPECT_EQ(resumed.rc, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("done: 2 epochs"), std::string::npos) << resumed.out;
+}
+
+TEST(Tools, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  TempDir d;
+  ToolRun first = run("train", train_args(d / "run", 1));
+  ASSERT_EQ(first.rc, 0) << first.err;
+  const std::string weights = slurp(d / "run/last.safetensors");
+  // Global step 12 is batch 4 of epoch 2 (9 batches per epoch).
+  ToolRun nan = run("train", {"--out", d / "run", "--resume", "--epochs", "3", "--nan-at-step", "12",
+                          "--no-plot"});
+  EXPECT_EQ(nan.rc, 3);
+  EXPECT_NE(nan.err.find("the loss is nan at epoch 2, step 4 of 9"), std::string::npos) << nan.err;
+  EXPECT_NE(nan.err.find("last good checkpoint is " + (d / "run/last.safetensors") + " (epoch 1)"),
+            std::string::npos) << nan.err;
+  EXPECT_TRUE(slurp(d / "run/last.safetensors") == weights);
+  const std::string csv = slurp(d / "run/metrics.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 2) << csv;
+}
+
+// predict on a checkpoint written by PyTorch (tests/py/fx_predict.py) gives PyTorch's labels and
+// probabilities: 6 decimals in the CSV, so 1e-4 leaves room only for float rounding.
+TEST(Tools, PredictMatchesPyTorchOnItsCheckpoint) {
+  engine::Metadata meta;
+  engine::TensorMap ref = engine::testing::load_fixture("predict.safetensors", &meta);
+  ASSERT_FALSE(ref.empty());
+  auto files = nlohmann::json::parse(meta.at("files"));
+  auto probs = engine::testing::get(ref, "probs").to_vector();
+  const std::string dir = engine::testing::fixture_path("predict");
+  ToolRun p = run("predict", {"--checkpoint", dir + "/model.safetensors", "--images", dir + "/images"});
+  ASSERT_EQ(p.rc, 0) << p.err;
+  std::istringstream in(p.out);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "path,label,confidence,cat,dog,owl");
+  const char* classes[] = {"cat", "dog", "owl"};
+  size_t i = 0;
+  double worst = 0;
+  std::set<std::string> labels;
+  for (; std::getline(in, line); ++i) {
+    std::vector<std::string> c;
+    std::istringstream cols(line);
+    for (std::string x; std::getline(cols, x, ',');) c.push_back(x);
+    ASSERT_EQ(c.size(), 6u);
+    ASSERT_LT(i, files.size());
+    EXPECT_EQ(fs::path(c[0]).filename().string(), files[i].get<std::string>());
+    int best = 0;
+    for (int k = 0; k < 3; ++k) {
+      worst = std::max(worst, std::abs(std::stod(c[3 + k]) - probs[i * 3 + k]));
+      if (probs[i * 3 + k] > probs[i * 3 + best]) best = k;
+    }
+    EXPECT_EQ(c[1], classes[best]);
+    labels.insert(c[1]);
+  }
+  EXPECT_EQ(i, files.size());
+  EXPECT_LE(worst, 1e-4);
+  EXPECT_GE(labels.size(), 2u) << "the fixture should exercise more than one label";
+}
+
+// Every mistake a user can make: one line on stderr naming it, a non-zero exit, nothing written.
+TEST(Tools, BadFlagsAndInputsGiveOneClearLine) {
+  TempDir d;
+  ToolRun made = run("train", train_args(d / "done", 1));
+  ASSERT_EQ(made.rc, 0) << made.err;
+  std::ofstream(d / "text.safetensors") << "not a checkpoint";
+  fs::create_directories(d / "other/a");
+  fs::create_directories(d / "other/b");
+  fs::copy_file(dataset() + "/seg_pred/seg_pred/0000.jpg", d / "other/a/x.jpg");
+  fs::copy_file(dataset() + "/seg_pred/seg_pred/0001.jpg", d / "other/b/y.jpg");
+  const std::string tr = dataset() + "/seg_train", te = dataset() + "/seg_test";
+  struct Case {
+    std::string tool;
+    std::vector<std::string> args;
+    std::string words;
+  };
+  const std::vector<Case> cases = {
+      {"train", {"--test-dir", te}, "--train-dir is required"},
+      {"train", {"--train-dir", d / "nope", "--test-dir", te}, "nope' does not exist"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--model", "resnet"}, "--model resnet"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--epochs", "0"}, "--epochs 0"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--epochs", "two"}, "--epochs"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--image-size", "60"}, "multiple of 8"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--lr", "-1"}, "--lr -1"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--device", "tpu"}, "--device tpu"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--optimizer", "lbfgs"}, "--optimizer lbfgs"},
+      {"train", {"--train-dir", tr, "--test-dir", d / "other"}, "different classes"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--seed", "-3"}, "must not be negative"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--frobnicate"}, "frobnicate"},
+      {"train", {"--out", d / "empty", "--resume"}, "holds no training state"},
+      {"train", train_args(d / "done", 1), "already holds a training run"},
+      {"predict", {"--images", dataset() + "/seg_pred"}, "--checkpoint is required"},
+      {"predict", {"--checkpoint", d / "missing.safetensors", "--images", te}, "does not exist"},
+      {"predict", {"--checkpoint", d / "text.safetensors", "--images", te}, "text.safetensors"},
+      {"predict", {"--checkpoint", d / "done/last.safetensors", "--images", d / "nope"},
+       "nope' does not exist"},
+      {"predict", {"--checkpoint", d / "done/last.state.safetensors", "--images", te},
+       "no 'model'"},
+      {"predict", {"--checkpoint", d / "done/last.safetensors", "--images", te, "--batch-size", "0"},
+       "--batch-size 0"},
+      {"evaluate", {"--checkpoint", d / "done/last.safetensors", "--data", d / "other"},
+       "differ from the checkpoint's"},
+      {"evaluate", {"--checkpoint", d / "done/last.safetensors", "--data", te, "--backend", "x"},
+       "--backend x"},
+  };
+  for (const Case& c : cases) {
+    std::string cmd = c.tool;
+    for (const auto& a : c.args) cmd += " " + a;
+    SCOPED_TRACE(cmd);
+    ToolRun r = run(c.tool, c.args);
+    EXPECT_NE(r.rc, 0);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind(c.tool + ": ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(c.words), std::string::npos) << r.err;
+  }
+  // A checkpoint whose tensors do not fit its metadata (width changed by hand).
+  engine::Metadata meta;
+  engine::TensorMap w = engine::load_tensors(d / "done/last.safetensors", &meta);
+  meta["width"] = "0.5";
+  engine::save_tensors(d / "wrong.safetensors", w, meta);
+  ToolRun r = run("predict", {"--checkpoint", d / "wrong.safetensors", "--images", te});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("mis-shaped keys"), std::string::npos) << r.err;
+}
+
+TEST(Tools, StrictStopsAtABadImageOtherwiseItIsSkipped) {
+  TempDir d;
+  fs::copy(dataset() + "/seg_train/seg_train", d / "train", fs::copy_options::recursive);
+  std::ofstream(d / "train/forest/broken.jpg") << "not a jpeg";
+  ToolRun skipped = run("train", {"--train-dir", d / "train", "--test-dir", dataset() + "/seg_test",
+                              "--out", d / "a", "--epochs", "1", "--width", "0.25",
+                              "--image-size", "32", "--no-plot"});
+  EXPECT_EQ(skipped.rc, 0) << skipped.err;
+  EXPECT_NE(skipped.err.find("warning: skipping " + (d / "train/forest/broken.jpg") +
+                             ": not an image"),
+            std::string::npos) << skipped.err;
+  EXPECT_NE(skipped.out.find("72 images; skipped 1 bad file"), std::string::npos) << skipped.out;
+  ToolRun strict = run("train", {"--train-dir", d / "train", "--test-dir", dataset() + "/seg_test",
+                             "--out", d / "b", "--epochs", "1", "--strict", "--no-plot"});
+  EXPECT_EQ(strict.rc, 1);
+  EXPECT_NE(strict.err.find("broken.jpg: not an image"), std::string::npos) << strict.err;
+  EXPECT_NE(strict.err.find("strict"), std::string::npos) << strict.err;
+}
+
+}  // namespace
