@@ -25,7 +25,8 @@ from torchvision import datasets, transforms  # noqa: E402
 from study_models import StudyCnn  # noqa: E402
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--train-dir", required=True, help="DIR/<class>/*.jpg (Kaggle's seg_train/seg_train)")
+ap.add_argument("--train-dir", required=True,
+                help="DIR/<class>/*.jpg (Kaggle's seg_train, either level)")
 ap.add_argument("--model", default="simple")
 ap.add_argument("--width", type=float, default=1.0)
 ap.add_argument("--epochs", type=int, default=2)
