@@ -52,10 +52,16 @@ def run_name(run):
         return os.path.basename(os.path.normpath(run))
 
 
+def integer_epochs(ax):
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def accuracy_axes(ax, m, title):
     ax.plot(m["epoch"], m["train_acc"], color="blue", marker="o", ms=3, label="train")
     ax.plot(m["epoch"], m["test_acc"], color="red", marker="o", ms=3, label="test")
     ax.set_xlabel("epoch")
+    integer_epochs(ax)
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.set_title(title)
@@ -76,6 +82,7 @@ def plot_run(run):
     ax.plot(m["epoch"], m["train_loss"], color="blue", marker="o", ms=3, label="train")
     ax.plot(m["epoch"], m["test_loss"], color="red", marker="o", ms=3, label="test")
     ax.set_xlabel("epoch")
+    integer_epochs(ax)
     ax.set_ylabel("cross-entropy loss")
     ax.set_title(f"{name}: loss")
     ax.grid(alpha=0.3)
