@@ -35,6 +35,7 @@ void attach(const char* name, Tensor& output, std::vector<std::shared_ptr<Node>>
   node->next = std::move(next);
   node->backward = std::move(fn);
   node->output_shape = output.shape();
+  node->backend = backend_override();
   output.impl().requires_grad = true;
   output.impl().grad_fn = std::move(node);
 }
@@ -153,6 +154,9 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
     std::vector<Tensor> gin;
     {
       NoGradGuard no_grad;  // backward functions do not build graphs of their own
+      // A layer's gradients run on the backend its forward ran on (Module::set_backend).
+      std::optional<BackendScope> scope;
+      if (n->backend) scope.emplace(*n->backend);
       gin = n->backward(g, needs);
     }
     ++g_stats.nodes_run;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct Node {
   BackwardFn backward;                       // empty for leaf accumulators
   std::weak_ptr<TensorImpl> leaf;            // set for a leaf's accumulator node
   Shape output_shape;                        // to check the gradient that arrives
+  std::optional<Backend> backend;            // BackendScope active at record time, for backward
 };
 
 namespace autograd {

@@ -52,6 +52,11 @@ void set_default_cuda_backend(Backend b) {
 BackendScope::BackendScope(Backend b) : prev_(t_override) { t_override = static_cast<int>(b); }
 BackendScope::~BackendScope() { t_override = prev_; }
 
+std::optional<Backend> backend_override() {
+  if (t_override < 0) return std::nullopt;
+  return static_cast<Backend>(t_override);
+}
+
 Backend backend_for(const Device& d) {
   if (d.is_cpu()) return Backend::Cpu;
   return static_cast<Backend>(t_override >= 0 ? t_override : g_default_backend);

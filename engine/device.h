@@ -3,6 +3,7 @@
 // kernels) or `cudnn` (cuDNN/cuBLAS), chosen per process and overridable per layer.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace engine {
@@ -45,5 +46,8 @@ class BackendScope {
 
 // The backend an op on `d` runs on now.
 Backend backend_for(const Device& d);
+// The innermost BackendScope's backend, if one is active. Autograd records it with each node and
+// re-enters it for the node's backward, so a layer's gradients run on the layer's backend.
+std::optional<Backend> backend_override();
 
 }  // namespace engine

@@ -5,6 +5,9 @@
 #ifdef ENGINE_HAVE_CUDA
 #include "kernels/cuda/cuda_util.h"
 #endif
+#ifdef ENGINE_HAVE_CUDNN
+#include "kernels/cudnn/cudnn_util.h"
+#endif
 
 namespace engine {
 
@@ -28,7 +31,25 @@ void register_builtin_kernels() {
   KernelTable& native = kernel_table_for_registration(Backend::Native);
   cuda::register_elementwise(native);
   cuda::register_activation(native);
-  // Backend::Cudnn: nothing yet.
+  cuda::register_conv2d(native);
+  cuda::register_linear(native);
+  cuda::register_pool(native);
+  cuda::register_batch_norm(native);
+  cuda::register_dropout(native);
+  cuda::register_concat(native);
+  cuda::register_loss(native);
+  cuda::register_optim(native);
+#ifdef ENGINE_HAVE_CUDNN
+  // cudnn = native + the slots cuDNN/cuBLAS implement: ops that cuDNN lacks (dropout, concat,
+  // cross-entropy, optimizer updates, element-wise) run the native kernels under either backend.
+  KernelTable& cudnn = kernel_table_for_registration(Backend::Cudnn);
+  cudnn = native;
+  cudnn::register_conv2d(cudnn);
+  cudnn::register_pool(cudnn);
+  cudnn::register_batch_norm(cudnn);
+  cudnn::register_activation(cudnn);
+  cudnn::register_linear(cudnn);
+#endif
 #endif
 }
 

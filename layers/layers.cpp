@@ -81,9 +81,7 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_)
 Tensor BatchNorm2d::forward(const Tensor& x) {
   ENGINE_CHECK(x.dim() == 4, "BatchNorm2d: input must be 4-D [N, C, H, W], got ",
                shape_str(x.shape()));
-  if (is_training() && num_batches_tracked.device().is_cpu()) {
-    ++num_batches_tracked.data<int64_t>()[0];
-  }
+  if (is_training()) ++num_batches_tracked.data<int64_t>()[0];  // host memory (Module::to)
   return batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
 }
 

@@ -153,7 +153,10 @@ void Module::to(Device d) {
     t.impl().grad.reset();
   };
   for (auto& [n, t] : named_parameters()) move(t);
-  for (auto& [n, t] : named_buffers()) move(t);
+  // Integer scalars (BatchNorm's num_batches_tracked) are bookkeeping that no kernel reads and the
+  // layer updates on the host each step: they stay in host memory, so counting costs no copy.
+  for (auto& [n, t] : named_buffers())
+    if (!(t.dtype() == DType::I64 && t.dim() == 0)) move(t);
 }
 
 std::string summary(Module& model, const Shape& input_shape) {

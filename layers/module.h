@@ -62,6 +62,7 @@ class Module {
   void set_backend(std::optional<Backend> b) { backend_ = b; }
 
   // Moves parameters and buffers to a device (in place: the same Tensor handles are updated).
+  // Integer scalar buffers (counters such as num_batches_tracked) stay in host memory.
   void to(Device d);
 
  protected:

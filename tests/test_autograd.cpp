@@ -29,6 +29,37 @@ TEST(Autograd, SharedInputSumsBothPaths) {
   EXPECT_EQ(w.grad().to_vector(), (std::vector<float>{10, 14}));
 }
 
+// Module::set_backend runs a layer's forward under a BackendScope; its backward must run on the
+// same backend, though backward is called after the scope has closed.
+TEST(Autograd, BackwardRunsUnderTheBackendItsForwardRecorded) {
+  Tensor w = Tensor::from_vector({1, 2}, {2, 3}).set_requires_grad(true);
+  std::vector<std::optional<Backend>> seen;
+  auto traced = [&](const Tensor& x) {
+    Tensor y = linear(x, w, Tensor());
+    Tensor out = y.detach();
+    autograd::record("trace", out, {&y}, [&seen](const Tensor& g, const std::vector<bool>&) {
+      seen.push_back(backend_override());
+      return std::vector<Tensor>{g};
+    });
+    return out;
+  };
+  Tensor x = Tensor::from_vector({1, 2}, {5, 7});
+  Tensor y1;
+  {
+    BackendScope scope(Backend::Native);
+    y1 = traced(x);
+  }
+  Tensor y2 = traced(x);  // no scope
+  EXPECT_FALSE(backend_override().has_value());
+  y1.backward(Tensor::from_vector({1, 1}, {1}));
+  y2.backward(Tensor::from_vector({1, 1}, {1}));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], std::optional<Backend>(Backend::Native));
+  EXPECT_FALSE(seen[1].has_value());
+  EXPECT_FALSE(backend_override().has_value());  // the scope ended with the node
+  EXPECT_EQ(w.grad().to_vector(), (std::vector<float>{10, 14}));
+}
+
 TEST(Autograd, NoGradGuardRecordsNothing) {
   Tensor w = Tensor::from_vector({1, 2}, {2, 3}).set_requires_grad(true);
   Tensor x = Tensor::from_vector({1, 2}, {5, 7});

@@ -75,9 +75,17 @@ CachingAllocator& device_allocator();
 // nothing otherwise, so a CUDA build on a machine without a GPU runs the CPU engine unchanged.
 void register_runtime();
 
-// Kernel registration (native backend).
+// Kernel registration (native backend), one function per kernel file.
 void register_elementwise(KernelTable& t);
 void register_activation(KernelTable& t);
+void register_conv2d(KernelTable& t);
+void register_linear(KernelTable& t);
+void register_pool(KernelTable& t);
+void register_batch_norm(KernelTable& t);
+void register_dropout(KernelTable& t);
+void register_concat(KernelTable& t);
+void register_loss(KernelTable& t);
+void register_optim(KernelTable& t);
 
 // Launch geometry for grid-stride loops: 256 threads, at most kMaxBlocks blocks (8 per SM on a
 // 132-SM H200 with room to spare; the loop covers the rest).
