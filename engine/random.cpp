@@ -1,42 +1,20 @@
-// Philox4x32-10 as published: 10 rounds of multiply-xor with two 32-bit key words bumped by the
-// Weyl constants after each round.
+// The Philox generator lives in engine/philox.h, shared with the CUDA kernels; this file wraps it
+// in Philox's static functions and builds the Generator on top.
 #include "engine/random.h"
 
 #include <cmath>
 
-namespace engine {
-namespace {
-constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u, kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
+#include "engine/philox.h"
 
-inline void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
-  uint64_t p = static_cast<uint64_t>(a) * b;
-  hi = static_cast<uint32_t>(p >> 32);
-  lo = static_cast<uint32_t>(p);
-}
-}  // namespace
+namespace engine {
 
 std::array<uint32_t, 4> Philox::block(uint64_t seed, uint64_t counter_hi, uint64_t counter_lo) {
-  uint32_t c0 = static_cast<uint32_t>(counter_lo), c1 = static_cast<uint32_t>(counter_lo >> 32);
-  uint32_t c2 = static_cast<uint32_t>(counter_hi), c3 = static_cast<uint32_t>(counter_hi >> 32);
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  for (int r = 0; r < 10; ++r) {
-    uint32_t hi0, lo0, hi1, lo1;
-    mulhilo(kM0, c0, hi0, lo0);
-    mulhilo(kM1, c2, hi1, lo1);
-    uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
-    c0 = n0, c1 = n1, c2 = n2, c3 = n3;
-    k0 += kW0, k1 += kW1;
-  }
-  return {c0, c1, c2, c3};
+  const philox::Words b = philox::block(seed, counter_hi, counter_lo);
+  return {b.w[0], b.w[1], b.w[2], b.w[3]};
 }
 
 float Philox::uniform(uint64_t seed, uint64_t offset, uint64_t i) {
-  // One Philox block yields four numbers: element i uses word i%4 of block (offset + i) / 4...
-  // but offsets need not be multiples of 4, so index the block by the absolute counter.
-  uint64_t c = offset + i;
-  auto b = block(seed, 0, c >> 2);
-  // 24 random bits -> exactly representable float in [0, 1).
-  return static_cast<float>(b[c & 3] >> 8) * (1.0f / 16777216.0f);
+  return philox::uniform(seed, offset, i);
 }
 
 float Generator::uniform() { return Philox::uniform(seed_, reserve(1), 0); }

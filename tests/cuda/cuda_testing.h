@@ -35,6 +35,26 @@ inline Tensor random_cpu(int64_t n, uint64_t seed, float stddev = 1.f) {
   return Tensor::randn({n}, gen, 0.f, stddev);
 }
 
+// Approximately normal(mean, stddev): the sum of four 16-bit uniforms from one splitmix64 draw
+// (Irwin-Hall), rescaled. About 50x faster than Tensor::randn's Box-Muller, which keeps the
+// multi-million-element cases well inside a second; the shape of the distribution does not
+// matter here.
+inline Tensor fast_randn(const Shape& shape, uint64_t seed, float mean = 0.f, float stddev = 1.f) {
+  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+  uint64_t state = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(v.size());
+  for (float& e : v) {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    const float sum = static_cast<float>(z & 0xffff) + static_cast<float>((z >> 16) & 0xffff) +
+                      static_cast<float>((z >> 32) & 0xffff) + static_cast<float>(z >> 48);
+    // sum / 65536 has mean 2 and variance 4 / 12.
+    e = mean + stddev * (sum * (1.f / 65536.f) - 2.f) * 1.7320508f;
+  }
+  return Tensor::from_vector(shape, v);
+}
+
 // A CUDA tensor of NaNs, so that any element a kernel fails to write shows in the comparison.
 inline Tensor poisoned_cuda(int64_t n) {
   return Tensor::from_vector({n}, std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()),
