@@ -1,9 +1,15 @@
 // Times one training step (forward, cross-entropy, backward, RMSprop update) of a custom CNN on
-// the CPU and prints one JSON line: median seconds per step, images/s and peak resident memory.
-// One model per process, so that the peak RSS is that model's. bench/cpu_train_step.py runs this
-// beside the same step in PyTorch and prints the ratio.
+// the CPU or a GPU and prints one JSON line: median seconds per step, images/s and peak memory
+// (resident for the CPU, the caching allocator's peak for CUDA). One model per process, so that
+// the peak is that model's. bench/cpu_train_step.py runs this beside the same step in PyTorch and
+// prints the ratio; tools/gpu_check.sh does the same on a GPU with bench/torch_train_step.py.
 //
 //   bench_train_step --model simple --batch 8 --steps 5 --threads 2 [--freeze-convs 1]
+//   bench_train_step --model simple --batch 64 --steps 20 --device cuda --backend native|cudnn
+//
+// On CUDA the steps are queued back to back as in training (no synchronisation inside a step, so
+// the per-phase times are not reported) after 3 warm-up steps, and the time of all of them,
+// to the end of the last, is divided by their number.
 //
 // --freeze-convs 1 freezes seq1..seq3 (as a frozen backbone): the step then runs no backward
 // through the convolutions at all, which the printed backward_nodes count shows.
@@ -28,6 +34,7 @@ int main(int argc, char** argv) {
   int batch = 8, steps = 5, threads = 0, size = 64;
   float width = 1.f;
   bool freeze = false;
+  std::string device = "cpu", backend = "";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model = v;
@@ -37,6 +44,8 @@ int main(int argc, char** argv) {
     else if (k == "--image-size") size = std::stoi(v);
     else if (k == "--width") width = std::stof(v);
     else if (k == "--freeze-convs") freeze = v == "1";
+    else if (k == "--device") device = v;
+    else if (k == "--backend") backend = v;
     else {
       std::fprintf(stderr, "bench_train_step: unknown flag %s\n", k.c_str());
       return 2;
@@ -48,12 +57,15 @@ int main(int argc, char** argv) {
       openblas_set_num_threads(threads);
     }
     using namespace engine;
+    const Device dev = Device::parse(device);
+    if (!backend.empty()) set_default_cuda_backend(parse_backend(backend));
     CustomCnnOptions o;
     o.variant = parse_cnn_variant(model);
     o.image_size = size;
     o.width = width;
     Generator gen(1);
     CustomCnn net(o, gen);
+    net.to(dev);
     net.train();
     if (freeze) {
       for (auto& [name, p] : net.named_parameters()) {
@@ -74,6 +86,31 @@ int main(int argc, char** argv) {
     std::vector<int64_t> labels(batch);
     for (int i = 0; i < batch; ++i) labels[i] = i % 6;
     Tensor y = Tensor::from_vector_i64({batch}, labels);
+    x = x.to(dev);
+    y = y.to(dev);
+    if (dev.is_cuda()) {
+      auto step = [&] {
+        opt.zero_grad();
+        Tensor l = cross_entropy(net(x), y);
+        l.backward();
+        opt.step();
+        return l;
+      };
+      for (int s = 0; s < 3; ++s) step().item();
+      auto t0 = std::chrono::steady_clock::now();
+      Tensor l;
+      for (int s = 0; s < steps; ++s) l = step();
+      const double loss = l.item();  // waits for the last step
+      const double per_step =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
+      std::printf(
+          "{\"impl\": \"engine\", \"device\": \"%s\", \"backend\": \"%s\", \"model\": \"%s\", "
+          "\"batch\": %d, \"steps\": %d, \"mean_step_s\": %.6f, \"images_per_s\": %.2f, "
+          "\"peak_device_mb\": %.1f, \"loss\": %.5f}\n",
+          dev.str().c_str(), backend_name(backend_for(dev)), model.c_str(), batch, steps, per_step,
+          batch / per_step, allocator_for(DeviceType::CUDA)->peak_bytes() / 1048576.0, loss);
+      return 0;
+    }
 
     std::vector<double> times, t_fwd, t_bwd, t_upd;
     auto since = [](auto t) {

@@ -20,9 +20,10 @@ mkdir -p "$OUT/bin" "$OUT/lib"
 cp "$BUILD/tests/engine_cuda_tests" "$OUT/bin/"
 for b in "$BUILD"/bench/bench_*; do [ -x "$b" ] && cp "$b" "$OUT/bin/"; done
 # Every shared library the binaries load, except the C library, the loader and CUDA's own
-# cuBLAS (hundreds of MB; the GPU machine has it). libcudart is small and pinned to our nvcc.
+# cuBLAS and cuDNN (hundreds of MB; the GPU machine has both, at least in PyTorch's packages, and
+# gpu_check.sh finds them). libcudart is small and pinned to our nvcc.
 for b in "$OUT"/bin/*; do ldd "$b"; done | awk '/=>/ {print $3}' | sort -u |
-  grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libcublas[^/]*|libcublasLt[^/]*|libcuda)\.so' |
+  grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libcublas[^/]*|libcublasLt[^/]*|libcudnn[^/]*|libcuda)\.so' |
   while read -r lib; do cp -L "$lib" "$OUT/lib/"; done
 git rev-parse HEAD > "$OUT/COMMIT" 2>/dev/null || true
 du -sh "$OUT"

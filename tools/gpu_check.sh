@@ -1,71 +1,86 @@
 #!/usr/bin/env bash
-# Runs on a machine with a GPU and no internet: the `cuda` tests and (when they exist) the GPU
-# benchmarks from a bundle made by tools/gpu_bundle.sh, writes a report (markdown and JSON) into
-# REPORT_DIR, and prints a short table last.
+# The GPU check, for a machine with a GPU and no internet (the lent H200): runs, from a bundle made
+# here by tools/gpu_bundle.sh, the `cuda` tests, the kernel benchmark (native against cuDNN), and
+# the end-to-end training step of each custom CNN on native, cudnn and PyTorch (TF32 off, then on);
+# writes a report (report.md, report.json and the raw logs) into REPORT_DIR and prints a short
+# table last. Each stage has its own time limit, so one hung kernel cannot cost the rest; the
+# whole takes about 5 minutes on an H200.
 #
 #   bash tools/gpu_check.sh [BUNDLE_DIR=gpu_bundle] [REPORT_DIR=gpu_report]
+#
+# With the device tool: carry ["gpu_bundle"], command "bash tools/gpu_check.sh gpu_bundle $OUT".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=${1:-gpu_bundle}
 REPORT=${2:-gpu_report}
+TEST_LIMIT=${TEST_LIMIT:-240}
+OPS_LIMIT=${OPS_LIMIT:-200}
+STEP_LIMIT=${STEP_LIMIT:-60}
 mkdir -p "$REPORT"
-[ -x "$BUNDLE/bin/engine_cuda_tests" ] || { echo "gpu_check: $BUNDLE/bin/engine_cuda_tests missing: run tools/gpu_bundle.sh here first and carry $BUNDLE" >&2; exit 2; }
+[ -x "$BUNDLE/bin/engine_cuda_tests" ] || {
+  echo "gpu_check: $BUNDLE/bin/engine_cuda_tests missing: run tools/gpu_bundle.sh here first and carry $BUNDLE" >&2
+  exit 2
+}
 
-# cuBLAS (and later cuDNN): the CUDA toolkit's copy, else the one inside PyTorch's Python
-# packages. Say which.
+# cuBLAS and cuDNN: the CUDA toolkit's copies, else those inside PyTorch's Python packages
+# (nvidia-cublas, nvidia-cudnn-cu13). Say which.
 libdirs=("$PWD/$BUNDLE/lib")
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -e "$d/libcublas.so.13" ] && libdirs+=("$d") && break
-done
-if [ ${#libdirs[@]} -eq 1 ]; then
-  py=$(command -v python3 || true)
-  if [ -n "$py" ]; then
-    site=$("$py" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null)
-    for s in $site; do
-      for d in "$s"/nvidia/cublas/lib "$s"/nvidia/cu13/lib "$s"/nvidia/cudnn/lib; do
-        [ -d "$d" ] && libdirs+=("$d")
-      done
-    done
+find_lib() {  # find_lib libcudnn.so.9 -> the first folder that has it
+  local name=$1 d s
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu; do
+    [ -e "$d/$name" ] && { echo "$d"; return; }
+  done
+  for s in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+    [ -d "$s/nvidia" ] || continue
+    d=$(find "$s/nvidia" -name "$name" -printf '%h\n' 2>/dev/null | head -n 1)
+    [ -n "$d" ] && { echo "$d"; return; }
+  done
+}
+for lib in libcublas.so.13 libcublasLt.so.13 libcudnn.so.9; do
+  d=$(find_lib "$lib")
+  if [ -n "$d" ]; then
+    echo "gpu_check: $lib from $d"
+    [[ " ${libdirs[*]} " == *" $d "* ]] || libdirs+=("$d")
+  else
+    echo "gpu_check: $lib not found (tests needing it will fail to load)"
   fi
-fi
+done
 export LD_LIBRARY_PATH=$(IFS=:; echo "${libdirs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-echo "gpu_check: bundle $(cat "$BUNDLE/COMMIT" 2>/dev/null || echo '?'), libraries from: ${libdirs[*]}"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$REPORT/gpu.txt"
+echo "gpu_check: bundle $(cat "$BUNDLE/COMMIT" 2>/dev/null || echo '?')"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee "$REPORT/gpu.txt"
+ldd "$BUNDLE/bin/engine_cuda_tests" | grep -E "not found" && echo "gpu_check: missing libraries above"
 
-start=$(date +%s)
-"$BUNDLE/bin/engine_cuda_tests" --gtest_output="json:$REPORT/cuda_tests.json" > "$REPORT/cuda_tests.log" 2>&1
-rc=$?
-secs=$(( $(date +%s) - start ))
+stage() {  # stage NAME LIMIT CMD...: runs CMD with a time limit, logs to $REPORT/NAME.log
+  local name=$1 limit=$2
+  shift 2
+  local t0=$(date +%s)
+  timeout -k 5 "$limit" "$@" > "$REPORT/$name.log" 2>&1
+  local rc=$?
+  echo "gpu_check: $name rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$REPORT/stages.txt"
+  return $rc
+}
 
-python3 - "$REPORT" "$rc" "$secs" <<'PY'
-import json, sys
-report, rc, secs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-try:
-    j = json.load(open(f"{report}/cuda_tests.json"))
-except Exception as e:
-    j = {"tests": 0, "failures": 0, "testsuites": [], "error": str(e)}
-rows = []
-for suite in j.get("testsuites", []):
-    for t in suite.get("testsuite", []):
-        skipped = t.get("result") == "SKIPPED"
-        status = "skipped" if skipped else ("FAILED" if t.get("failures") else "passed")
-        rows.append((suite["name"] + "." + t["name"], status, t.get("time", "")))
-passed = sum(r[1] == "passed" for r in rows)
-failed = sum(r[1] == "FAILED" for r in rows)
-skipped = sum(r[1] == "skipped" for r in rows)
-summary = {"exit_code": rc, "seconds": secs, "passed": passed, "failed": failed,
-           "skipped": skipped, "tests": rows}
-json.dump(summary, open(f"{report}/report.json", "w"), indent=1)
-with open(f"{report}/report.md", "w") as f:
-    f.write(f"# gpu_check\n\n{passed} passed, {failed} failed, {skipped} skipped in {secs} s\n\n")
-    f.write("| test | result | time |\n|---|---|---|\n")
-    for r in rows:
-        f.write(f"| {r[0]} | {r[1]} | {r[2]} |\n")
-print()
-print("| test | result |")
-print("|---|---|")
-for r in rows:
-    print(f"| {r[0]} | {r[1]} |")
-print(f"{passed} passed, {failed} failed, {skipped} skipped")
-PY
-exit $rc
+stage cuda_tests "$TEST_LIMIT" "$BUNDLE/bin/engine_cuda_tests" --gtest_output="json:$REPORT/cuda_tests.json"
+tests_rc=$?
+
+if [ -x "$BUNDLE/bin/bench_cuda_ops" ]; then
+  stage bench_ops "$OPS_LIMIT" "$BUNDLE/bin/bench_cuda_ops" --iters 10 \
+    --benchmark_out="$REPORT/bench_ops.json" --benchmark_out_format=json
+fi
+
+: > "$REPORT/steps.jsonl"
+for model in simple bn_dropout sigmoid tanh; do
+  for backend in native cudnn; do
+    stage "step_${model}_${backend}" "$STEP_LIMIT" "$BUNDLE/bin/bench_train_step" --model "$model" \
+      --batch 64 --steps 20 --device cuda --backend "$backend" &&
+      grep '^{' "$REPORT/step_${model}_${backend}.log" >> "$REPORT/steps.jsonl"
+  done
+  for tf32 in off on; do
+    stage "step_${model}_torch_tf32${tf32}" "$STEP_LIMIT" python3 bench/torch_train_step.py \
+      --model "$model" --batch 64 --steps 20 --device cuda --tf32 "$tf32" &&
+      grep '^{' "$REPORT/step_${model}_torch_tf32${tf32}.log" >> "$REPORT/steps.jsonl"
+  done
+done
+
+python3 tools/gpu_report.py "$REPORT"
+exit $tests_rc

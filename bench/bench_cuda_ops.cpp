@@ -1,0 +1,378 @@
+// CUDA kernels, native against cuDNN/cuBLAS, one Google Benchmark case per (op, shape, pass,
+// backend): every conv layer shape of the four custom CNNs (batch 64, 64x64 input) and of
+// ResNet-50 and MobileNetV2 (batch 64, 224x224), their linear layers, and the memory-bound ops on
+// tensors larger than the H200's 60 MB L2, beside a device-to-device copy of the same size (the
+// bandwidth ceiling the memory-bound kernels are held to). Kernels are called through the op
+// table directly, on preallocated tensors, so op-level checks and allocation stay out of the
+// time. Each case runs a warm-up call (cuDNN's algorithm search happens there) and then
+// --iters timed calls, each between two CUDA events on the engine's stream; the counters are the
+// median time and the rate derived from it (GFLOP/s for conv and linear, GB/s of the minimal
+// bytes each kernel must move for the rest). tools/gpu_check.sh pairs native with cudnn and
+// prints the ratios.
+//
+//   bench_cuda_ops [--iters 10] [--benchmark_filter=conv/custom] [--benchmark_format=json]
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/op_table.h"
+#include "engine/random.h"
+#include "kernels/cuda/cuda_util.h"
+
+using namespace engine;
+
+namespace {
+
+int g_iters = 10;
+
+Tensor random_cuda(const Shape& s, uint64_t seed) {
+  Generator gen(seed);
+  return Tensor::randn(s, gen).to(Device::cuda());
+}
+
+// Times fn (already warmed up once) g_iters times between events; sets the manual iteration time
+// and the median_ms counter; returns the median in seconds.
+double time_kernel(benchmark::State& state, const std::function<void()>& fn) {
+  cudaStream_t s = cuda::stream();
+  cudaEvent_t a, b;
+  ENGINE_CUDA_CHECK(cudaEventCreate(&a));
+  ENGINE_CUDA_CHECK(cudaEventCreate(&b));
+  fn();  // warm-up: cuDNN's algorithm search, lazy module loading, the allocator's first blocks
+  ENGINE_CUDA_CHECK(cudaStreamSynchronize(s));
+  std::vector<double> times;
+  for (auto _ : state) {
+    ENGINE_CUDA_CHECK(cudaEventRecord(a, s));
+    fn();
+    ENGINE_CUDA_CHECK(cudaEventRecord(b, s));
+    ENGINE_CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    ENGINE_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    times.push_back(ms * 1e-3);
+    state.SetIterationTime(ms * 1e-3);
+  }
+  ENGINE_CUDA_CHECK(cudaEventDestroy(a));
+  ENGINE_CUDA_CHECK(cudaEventDestroy(b));
+  std::sort(times.begin(), times.end());
+  const double med = times.empty() ? 0 : times[times.size() / 2];
+  state.counters["median_ms"] = med * 1e3;
+  return med;
+}
+
+Backend backend_of(const std::string& name) {
+  return name == "native" ? Backend::Native : Backend::Cudnn;
+}
+
+// ---- convolutions ----
+
+struct ConvShape {
+  std::string net;  // custom | resnet50 | mobilenetv2
+  int64_t n, cin, cout, hw, k, stride, pad, groups;
+};
+
+std::vector<ConvShape> conv_shapes() {
+  std::vector<ConvShape> v;
+  // The four custom CNNs share their convolutions: 3x3 pad 1, three blocks of three.
+  for (auto [ci, co, hw] : std::vector<std::tuple<int, int, int>>{{3, 32, 64},
+                                                                   {32, 64, 64},
+                                                                   {64, 64, 64},
+                                                                   {64, 128, 32},
+                                                                   {128, 256, 32},
+                                                                   {256, 256, 32},
+                                                                   {256, 512, 16},
+                                                                   {512, 1024, 16},
+                                                                   {1024, 1024, 16}})
+    v.push_back({"custom", 64, ci, co, hw, 3, 1, 1, 1});
+  // ResNet-50 (torchvision: stride on the 3x3), one row per distinct shape.
+  const std::vector<ConvShape> resnet = {
+      {"resnet50", 64, 3, 64, 224, 7, 2, 3, 1},      {"resnet50", 64, 64, 64, 56, 1, 1, 0, 1},
+      {"resnet50", 64, 64, 64, 56, 3, 1, 1, 1},      {"resnet50", 64, 64, 256, 56, 1, 1, 0, 1},
+      {"resnet50", 64, 256, 64, 56, 1, 1, 0, 1},     {"resnet50", 64, 256, 128, 56, 1, 1, 0, 1},
+      {"resnet50", 64, 128, 128, 56, 3, 2, 1, 1},    {"resnet50", 64, 256, 512, 56, 1, 2, 0, 1},
+      {"resnet50", 64, 128, 512, 28, 1, 1, 0, 1},    {"resnet50", 64, 512, 128, 28, 1, 1, 0, 1},
+      {"resnet50", 64, 128, 128, 28, 3, 1, 1, 1},    {"resnet50", 64, 512, 256, 28, 1, 1, 0, 1},
+      {"resnet50", 64, 256, 256, 28, 3, 2, 1, 1},    {"resnet50", 64, 512, 1024, 28, 1, 2, 0, 1},
+      {"resnet50", 64, 256, 1024, 14, 1, 1, 0, 1},   {"resnet50", 64, 1024, 256, 14, 1, 1, 0, 1},
+      {"resnet50", 64, 256, 256, 14, 3, 1, 1, 1},    {"resnet50", 64, 1024, 512, 14, 1, 1, 0, 1},
+      {"resnet50", 64, 512, 512, 14, 3, 2, 1, 1},    {"resnet50", 64, 1024, 2048, 14, 1, 2, 0, 1},
+      {"resnet50", 64, 512, 2048, 7, 1, 1, 0, 1},    {"resnet50", 64, 2048, 512, 7, 1, 1, 0, 1},
+      {"resnet50", 64, 512, 512, 7, 3, 1, 1, 1}};
+  v.insert(v.end(), resnet.begin(), resnet.end());
+  // MobileNetV2: the stem, every depthwise shape, and the pointwise shapes.
+  const int64_t dw[][3] = {{32, 112, 1},  {96, 112, 2}, {144, 56, 1}, {144, 56, 2},
+                           {192, 28, 1},  {192, 28, 2}, {384, 14, 1}, {576, 14, 1},
+                           {576, 14, 2},  {960, 7, 1}};
+  v.push_back({"mobilenetv2", 64, 3, 32, 224, 3, 2, 1, 1});
+  for (auto& d : dw) v.push_back({"mobilenetv2", 64, d[0], d[0], d[1], 3, d[2], 1, d[0]});
+  const int64_t pw[][3] = {{32, 16, 112}, {16, 96, 112}, {96, 24, 56},  {24, 144, 56},
+                           {144, 24, 56}, {144, 32, 28}, {32, 192, 28}, {192, 32, 28},
+                           {192, 64, 14}, {64, 384, 14}, {384, 64, 14}, {384, 96, 14},
+                           {96, 576, 14}, {576, 96, 14}, {576, 160, 7}, {160, 960, 7},
+                           {960, 160, 7}, {960, 320, 7}, {320, 1280, 7}};
+  for (auto& p : pw) v.push_back({"mobilenetv2", 64, p[0], p[1], p[2], 1, 1, 0, 1});
+  return v;
+}
+
+std::string conv_label(const ConvShape& c) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s/%lldx%lld@%lld/k%lld_s%lld%s", c.net.c_str(),
+                static_cast<long long>(c.cin), static_cast<long long>(c.cout),
+                static_cast<long long>(c.hw), static_cast<long long>(c.k),
+                static_cast<long long>(c.stride), c.groups > 1 ? "_dw" : "");
+  return buf;
+}
+
+void bench_conv(benchmark::State& state, ConvShape c, std::string pass, std::string backend) {
+  const KernelTable& t = kernel_table(backend_of(backend));
+  Conv2dParams p;
+  p.stride_h = p.stride_w = c.stride;
+  p.pad_h = p.pad_w = c.pad;
+  p.groups = c.groups;
+  const int64_t oh = (c.hw + 2 * c.pad - c.k) / c.stride + 1;
+  Tensor x = random_cuda({c.n, c.cin, c.hw, c.hw}, 1);
+  Tensor w = random_cuda({c.cout, c.cin / c.groups, c.k, c.k}, 2);
+  Tensor b = random_cuda({c.cout}, 3);
+  Tensor y = Tensor::empty({c.n, c.cout, oh, oh}, DType::F32, Device::cuda());
+  Tensor gy = random_cuda(y.shape(), 4);
+  Tensor gx = Tensor::empty(x.shape(), DType::F32, Device::cuda());
+  Tensor gw = Tensor::empty(w.shape(), DType::F32, Device::cuda());
+  Tensor gb = Tensor::empty(b.shape(), DType::F32, Device::cuda());
+  std::function<void()> fn;
+  if (pass == "fwd") fn = [&] { t.conv2d_forward(x, w, b, y, p); };
+  if (pass == "bwd_data") fn = [&] { t.conv2d_backward_data(gy, w, gx, p); };
+  if (pass == "bwd_weight") fn = [&] { t.conv2d_backward_weight(gy, x, gw, gb, p); };
+  const double s = time_kernel(state, fn);
+  const double flops = 2.0 * c.n * oh * oh * c.cout * (c.cin / c.groups) * c.k * c.k;
+  state.counters["gflops"] = s > 0 ? flops / s * 1e-9 : 0;
+}
+
+// ---- linear layers ----
+
+struct LinearShape {
+  std::string net;
+  int64_t n, in, out;
+};
+
+void bench_linear(benchmark::State& state, LinearShape l, std::string pass, std::string backend) {
+  const KernelTable& t = kernel_table(backend_of(backend));
+  Tensor x = random_cuda({l.n, l.in}, 1), w = random_cuda({l.out, l.in}, 2),
+         b = random_cuda({l.out}, 3);
+  Tensor y = Tensor::empty({l.n, l.out}, DType::F32, Device::cuda());
+  Tensor gy = random_cuda(y.shape(), 4);
+  Tensor gx = Tensor::empty(x.shape(), DType::F32, Device::cuda());
+  Tensor gw = Tensor::empty(w.shape(), DType::F32, Device::cuda());
+  Tensor gb = Tensor::empty(b.shape(), DType::F32, Device::cuda());
+  std::function<void()> fn;
+  if (pass == "fwd") fn = [&] { t.linear_forward(x, w, b, y); };
+  if (pass == "bwd_data") fn = [&] { t.linear_backward_data(gy, w, gx); };
+  if (pass == "bwd_weight") fn = [&] { t.linear_backward_weight(gy, x, gw, gb); };
+  const double s = time_kernel(state, fn);
+  state.counters["gflops"] = s > 0 ? 2.0 * l.n * l.in * l.out / s * 1e-9 : 0;
+}
+
+// ---- memory-bound ops, on [64, 64, 112, 112] (205 MB, 3.4x the L2) ----
+
+const Shape kBig = {64, 64, 112, 112};
+
+void set_bandwidth(benchmark::State& state, double seconds, double bytes) {
+  state.counters["gbps"] = seconds > 0 ? bytes / seconds * 1e-9 : 0;
+}
+
+void bench_copy(benchmark::State& state) {
+  Tensor x = random_cuda(kBig, 1);
+  Tensor y = Tensor::empty(kBig, DType::F32, Device::cuda());
+  const double s = time_kernel(state, [&] {
+    ENGINE_CUDA_CHECK(cudaMemcpyAsync(y.raw_data(), x.raw_data(), x.nbytes(),
+                                      cudaMemcpyDeviceToDevice, cuda::stream()));
+  });
+  set_bandwidth(state, s, 2.0 * x.nbytes());
+}
+
+void bench_memory_op(benchmark::State& state, std::string op, std::string backend) {
+  const KernelTable& t = kernel_table(backend_of(backend));
+  const int64_t c = kBig[1];
+  Tensor x = random_cuda(kBig, 1), gy = random_cuda(kBig, 2);
+  Tensor y = Tensor::empty(kBig, DType::F32, Device::cuda());
+  Tensor gx = Tensor::empty(kBig, DType::F32, Device::cuda());
+  const double f = 4.0 * x.numel();  // bytes of one full tensor
+  Tensor w = random_cuda({c}, 3), b = random_cuda({c}, 4);
+  Tensor mean = Tensor::empty({c}, DType::F32, Device::cuda());
+  Tensor invstd = Tensor::empty({c}, DType::F32, Device::cuda());
+  Tensor rm = random_cuda({c}, 5), rv = Tensor::full({c}, 1.f, Device::cuda());
+  Tensor gw = Tensor::empty({c}, DType::F32, Device::cuda());
+  Tensor gb = Tensor::empty({c}, DType::F32, Device::cuda());
+  Pool2dParams pp;  // 2x2 stride 2
+  const Shape pooled = {kBig[0], kBig[1], kBig[2] / 2, kBig[3] / 2};
+  Tensor py = Tensor::empty(pooled, DType::F32, Device::cuda());
+  Tensor pidx = Tensor::empty(pooled, DType::I64, Device::cuda());
+  Tensor pgy = random_cuda(pooled, 6);
+  Tensor gap = Tensor::empty({kBig[0], kBig[1], 1, 1}, DType::F32, Device::cuda());
+  Tensor ggap = random_cuda(gap.shape(), 7);
+  std::function<void()> fn;
+  double bytes = 0;
+  // A backend without the kernel (a build without it) reports the case as an error, not a crash.
+#define NEED(slot)                                                           \
+  if (!t.slot) {                                                             \
+    state.SkipWithError(("backend " + backend + " has no " #slot).c_str()); \
+    return;                                                                  \
+  }
+  if (op == "batch_norm_train_fwd") {
+    // Statistics pass reads x; normalise pass reads x, writes y.
+    NEED(batch_norm_forward_train);
+    fn = [&] { t.batch_norm_forward_train(x, w, b, y, mean, invstd, rm, rv, 0.1f, 1e-5f); };
+    bytes = 3 * f;
+  } else if (op == "batch_norm_eval_fwd") {
+    NEED(batch_norm_forward_eval);
+    fn = [&] { t.batch_norm_forward_eval(x, w, b, rm, rv, y, 1e-5f); };
+    bytes = 2 * f;
+  } else if (op == "batch_norm_bwd") {
+    NEED(batch_norm_forward_train);
+    NEED(batch_norm_backward);
+    t.batch_norm_forward_train(x, w, b, y, mean, invstd, rm, rv, 0.1f, 1e-5f);
+    // Reduction pass reads gy and x; gradient pass reads gy and x, writes gx.
+    fn = [&] { t.batch_norm_backward(gy, x, w, mean, invstd, true, gx, gw, gb); };
+    bytes = 5 * f;
+  } else if (op == "max_pool_fwd") {
+    NEED(max_pool2d_forward);
+    fn = [&] { t.max_pool2d_forward(x, py, pidx, pp); };
+    bytes = f + f / 4 + f / 2;  // read x, write y (f32) and indices (i64)
+  } else if (op == "max_pool_bwd") {
+    NEED(max_pool2d_forward);
+    NEED(max_pool2d_backward);
+    t.max_pool2d_forward(x, py, pidx, pp);
+    fn = [&] { t.max_pool2d_backward(pgy, pidx, gx, pp); };
+    bytes = f / 4 + f / 2 + f;
+  } else if (op == "avg_pool_fwd") {
+    NEED(avg_pool2d_forward);
+    fn = [&] { t.avg_pool2d_forward(x, py, pp); };
+    bytes = f + f / 4;
+  } else if (op == "avg_pool_bwd") {
+    NEED(avg_pool2d_backward);
+    fn = [&] { t.avg_pool2d_backward(pgy, gx, pp); };
+    bytes = f / 4 + f;
+  } else if (op == "global_avg_pool_fwd") {
+    NEED(adaptive_avg_pool2d_forward);
+    fn = [&] { t.adaptive_avg_pool2d_forward(x, gap); };
+    bytes = f;
+  } else if (op == "global_avg_pool_bwd") {
+    NEED(adaptive_avg_pool2d_backward);
+    fn = [&] { t.adaptive_avg_pool2d_backward(ggap, gx); };
+    bytes = f;
+  } else if (op == "dropout_fwd") {
+    NEED(dropout_forward);
+    fn = [&] { t.dropout_forward(x, y, 0.5f, 42, 0); };
+    bytes = 2 * f;
+  } else if (op == "dropout_bwd") {
+    NEED(dropout_backward);
+    fn = [&] { t.dropout_backward(gy, gx, 0.5f, 42, 0); };
+    bytes = 2 * f;
+  } else if (op == "add") {
+    NEED(add);
+    fn = [&] { t.add(x, gy, y); };
+    bytes = 3 * f;
+  } else {
+    Activation a = op.find("relu6") != std::string::npos    ? Activation::ReLU6
+                   : op.find("relu") != std::string::npos   ? Activation::ReLU
+                   : op.find("sigmoid") != std::string::npos ? Activation::Sigmoid
+                                                             : Activation::Tanh;
+    if (op.ends_with("_fwd")) {
+      NEED(activation_forward);
+      fn = [&, a] { t.activation_forward(a, x, y); };
+      bytes = 2 * f;
+    } else {
+      NEED(activation_forward);
+      NEED(activation_backward);
+      t.activation_forward(a, x, y);
+      fn = [&, a] { t.activation_backward(a, y, gy, gx); };
+      bytes = 3 * f;
+    }
+  }
+  set_bandwidth(state, time_kernel(state, fn), bytes);
+#undef NEED
+}
+
+bool has_slot_for(Backend b, const std::string& op) {
+  const KernelTable& t = kernel_table(b);
+  if (op == "conv")
+    return t.conv2d_forward && t.conv2d_backward_data && t.conv2d_backward_weight;
+  if (op == "linear")
+    return t.linear_forward && t.linear_backward_data && t.linear_backward_weight;
+  return t.conv2d_forward != nullptr;  // an empty table: a build without that backend
+}
+
+void register_all() {
+  const std::vector<std::string> backends = {"native", "cudnn"};
+  const std::vector<std::string> passes = {"fwd", "bwd_data", "bwd_weight"};
+  for (const ConvShape& c : conv_shapes())
+    for (const std::string& pass : passes)
+      for (const std::string& be : backends) {
+        if (!has_slot_for(backend_of(be), "conv")) continue;
+        benchmark::RegisterBenchmark(("conv/" + conv_label(c) + "/" + pass + "/" + be).c_str(),
+                                     bench_conv, c, pass, be)
+            ->UseManualTime()
+            ->Iterations(g_iters)
+            ->Unit(benchmark::kMillisecond);
+      }
+  const std::vector<LinearShape> linears = {{"custom_fc1", 64, 65536, 256},
+                                            {"custom_fc2", 64, 256, 256},
+                                            {"custom_fc3", 64, 256, 6},
+                                            {"resnet50_fc", 64, 2048, 1000},
+                                            {"mobilenetv2_fc", 64, 1280, 1000},
+                                            {"ensemble_head", 64, 12, 6}};
+  for (const LinearShape& l : linears)
+    for (const std::string& pass : passes)
+      for (const std::string& be : backends) {
+        if (!has_slot_for(backend_of(be), "linear")) continue;
+        benchmark::RegisterBenchmark(("linear/" + l.net + "/" + pass + "/" + be).c_str(),
+                                     bench_linear, l, pass, be)
+            ->UseManualTime()
+            ->Iterations(g_iters)
+            ->Unit(benchmark::kMillisecond);
+      }
+  benchmark::RegisterBenchmark("memory/copy/device", bench_copy)
+      ->UseManualTime()
+      ->Iterations(g_iters)
+      ->Unit(benchmark::kMillisecond);
+  for (const char* op :
+       {"batch_norm_train_fwd", "batch_norm_eval_fwd", "batch_norm_bwd", "max_pool_fwd",
+        "max_pool_bwd", "avg_pool_fwd", "avg_pool_bwd", "global_avg_pool_fwd",
+        "global_avg_pool_bwd", "relu_fwd", "relu_bwd", "relu6_fwd", "sigmoid_fwd", "sigmoid_bwd",
+        "tanh_fwd", "tanh_bwd", "dropout_fwd", "dropout_bwd", "add"})
+    for (const std::string& be : backends) {
+      if (!has_slot_for(backend_of(be), "memory")) continue;
+      benchmark::RegisterBenchmark((std::string("memory/") + op + "/" + be).c_str(),
+                                   bench_memory_op, std::string(op), be)
+          ->UseManualTime()
+          ->Iterations(g_iters)
+          ->Unit(benchmark::kMillisecond);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
+      g_iters = std::max(1, std::atoi(argv[++i]));
+      continue;
+    }
+    args.push_back(argv[i]);
+  }
+  std::string why;
+  kernel_table(Backend::Native);  // registers the CUDA runtime when a device answers
+  if (!cuda::cuda_available(&why)) {
+    std::fprintf(stderr, "bench_cuda_ops: no usable CUDA device: %s\n", why.c_str());
+    return 2;
+  }
+  register_all();
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,179 @@
+"""Summarises a tools/gpu_check.sh run: the cuda tests (gtest JSON), the kernel benchmark (Google
+Benchmark JSON: native against cudnn per op, shape and pass) and the training steps (JSON lines of
+bench_train_step and bench/torch_train_step.py). Writes REPORT/report.md and REPORT/report.json
+and prints a short table last, with the issue's targets: conv within 1.25x of cuDNN on the custom
+CNN shapes, depthwise faster than cuDNN, memory-bound kernels at >= 80% of the device copy's
+bandwidth, a training step on cudnn at least as fast as PyTorch (TF32 off) and on native within
+1.5x of it.
+
+    python3 tools/gpu_report.py REPORT_DIR
+"""
+import json
+import os
+import sys
+
+
+def load_json(path, default):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"gpu_report: {path}: {e}", file=sys.stderr)
+        return default
+
+
+def tests_summary(report):
+    j = load_json(os.path.join(report, "cuda_tests.json"), {"testsuites": []})
+    rows = []
+    for suite in j.get("testsuites", []):
+        for t in suite.get("testsuite", []):
+            if t.get("result") == "SKIPPED":
+                status = "skipped"
+            elif t.get("failures"):
+                status = "FAILED"
+            else:
+                status = "passed"
+            msg = ""
+            if t.get("failures"):
+                msg = t["failures"][0].get("failure", "").strip().replace("\n", " ")[:300]
+            rows.append({"test": f'{suite["name"]}.{t["name"]}', "status": status,
+                         "time": t.get("time", ""), "message": msg})
+    return rows
+
+
+def bench_rows(report):
+    j = load_json(os.path.join(report, "bench_ops.json"), {"benchmarks": []})
+    out = {}
+    for b in j.get("benchmarks", []):
+        name = b["name"].split("/iterations:")[0]
+        parts = name.split("/")
+        backend, key = parts[-1], "/".join(parts[:-1])
+        if b.get("error_occurred"):
+            out.setdefault(key, {})[backend] = {"error": b.get("error_message", "error")}
+            continue
+        out.setdefault(key, {})[backend] = {k: b[k] for k in ("median_ms", "gflops", "gbps")
+                                            if k in b}
+    return out
+
+
+def fmt(v, nd=3):
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def main():
+    report = sys.argv[1] if len(sys.argv) > 1 else "gpu_report"
+    tests = tests_summary(report)
+    counts = {s: sum(t["status"] == s for t in tests) for s in ("passed", "FAILED", "skipped")}
+    bench = bench_rows(report)
+    steps = []
+    try:
+        with open(os.path.join(report, "steps.jsonl")) as f:
+            steps = [json.loads(line) for line in f if line.strip().startswith("{")]
+    except OSError:
+        pass
+    gpu = open(os.path.join(report, "gpu.txt")).read().strip() if os.path.exists(
+        os.path.join(report, "gpu.txt")) else "?"
+
+    md = [f"# gpu_check report\n\nGPU: {gpu}\n",
+          f"## cuda tests\n\n{counts['passed']} passed, {counts['FAILED']} failed, "
+          f"{counts['skipped']} skipped\n"]
+    failed = [t for t in tests if t["status"] == "FAILED"]
+    if failed:
+        md.append("| failed test | first failure |\n|---|---|")
+        md += [f"| {t['test']} | {t['message']} |" for t in failed]
+    md.append("")
+
+    # Kernels: native vs cudnn.
+    conv_rows, lin_rows, mem_rows = [], [], []
+    copy_gbps = (bench.get("memory/copy", {}).get("device", {}) or {}).get("gbps")
+    for key, by in sorted(bench.items()):
+        nat, cud = by.get("native", {}), by.get("cudnn", {})
+        tn, tc = nat.get("median_ms"), cud.get("median_ms")
+        ratio = tn / tc if tn and tc else None
+        if key.startswith("conv/"):
+            conv_rows.append((key[5:], tn, tc, ratio, nat.get("gflops"), cud.get("gflops")))
+        elif key.startswith("linear/"):
+            lin_rows.append((key[7:], tn, tc, ratio, nat.get("gflops"), cud.get("gflops")))
+        elif key.startswith("memory/") and key != "memory/copy":
+            gn, gc = nat.get("gbps"), cud.get("gbps")
+            mem_rows.append((key[7:], tn, tc, gn, gc,
+                             gn / copy_gbps if gn and copy_gbps else None))
+
+    def conv_target(rows):
+        custom = [r for r in rows if r[0].startswith("custom/") and r[3]]
+        dw = [r for r in rows if "_dw/" in r[0] and r[3]]
+        return {"custom_within_1.25x": sum(r[3] <= 1.25 for r in custom),
+                "custom_cases": len(custom),
+                "depthwise_faster": sum(r[3] < 1.0 for r in dw), "depthwise_cases": len(dw)}
+
+    ct = conv_target(conv_rows)
+    md.append("## conv2d, native vs cudnn (batch 64)\n")
+    md.append("| layer/pass | native ms | cudnn ms | native/cudnn | native GFLOP/s | cudnn GFLOP/s |")
+    md.append("|---|---|---|---|---|---|")
+    md += [f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3], 2)} | {fmt(r[4], 0)} | "
+           f"{fmt(r[5], 0)} |" for r in conv_rows]
+    md.append(f"\nCustom-CNN cases within 1.25x of cuDNN: {ct['custom_within_1.25x']} of "
+              f"{ct['custom_cases']}; depthwise faster than cuDNN: {ct['depthwise_faster']} of "
+              f"{ct['depthwise_cases']}\n")
+    md.append("## linear, native vs cuBLAS\n")
+    md.append("| layer/pass | native ms | cublas ms | native/cublas | native GFLOP/s | cublas GFLOP/s |")
+    md.append("|---|---|---|---|---|---|")
+    md += [f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3], 2)} | {fmt(r[4], 0)} | "
+           f"{fmt(r[5], 0)} |" for r in lin_rows]
+    md.append(f"\n## memory-bound kernels on [64, 64, 112, 112] (device copy: {fmt(copy_gbps, 0)} GB/s)\n")
+    md.append("| op | native ms | cudnn ms | native GB/s | cudnn GB/s | native / copy |")
+    md.append("|---|---|---|---|---|---|")
+    md += [f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3], 0)} | {fmt(r[4], 0)} | "
+           f"{fmt(r[5], 2)} |" for r in mem_rows]
+    mem_ok = sum(1 for r in mem_rows if r[5] and r[5] >= 0.8)
+    md.append(f"\nAt >= 80% of the copy bandwidth: {mem_ok} of {len(mem_rows)}\n")
+
+    # Training steps.
+    by_model = {}
+    for s in steps:
+        impl = s.get("backend") if s.get("impl") == "engine" else "torch_tf32" + s.get("tf32", "?")
+        by_model.setdefault(s["model"], {})[impl] = s.get("images_per_s")
+    step_rows = []
+    for m in ("simple", "bn_dropout", "sigmoid", "tanh"):
+        d = by_model.get(m, {})
+        nat, cud, t_off, t_on = (d.get("native"), d.get("cudnn"), d.get("torch_tf32off"),
+                                 d.get("torch_tf32on"))
+        step_rows.append((m, nat, cud, t_off, t_on, cud / t_off if cud and t_off else None,
+                          nat / t_off if nat and t_off else None))
+    md.append("## training step, batch 64, 64x64 (images/s)\n")
+    md.append("| model | native | cudnn | PyTorch TF32 off | PyTorch TF32 on | cudnn/PyTorch | native/PyTorch |")
+    md.append("|---|---|---|---|---|---|---|")
+    md += [f"| {r[0]} | {fmt(r[1], 0)} | {fmt(r[2], 0)} | {fmt(r[3], 0)} | {fmt(r[4], 0)} | "
+           f"{fmt(r[5], 2)} | {fmt(r[6], 2)} |" for r in step_rows]
+    md.append("\nTargets: cudnn/PyTorch >= 1.0; native/PyTorch >= 0.67 (within 1.5x).\n")
+
+    with open(os.path.join(report, "report.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    with open(os.path.join(report, "report.json"), "w") as f:
+        json.dump({"gpu": gpu, "tests": tests, "test_counts": counts, "bench": bench,
+                   "conv_targets": ct, "memory_at_80pct": [mem_ok, len(mem_rows)],
+                   "copy_gbps": copy_gbps, "steps": steps}, f, indent=1)
+
+    # The short table, last.
+    print(f"GPU: {gpu}")
+    print(f"cuda tests: {counts['passed']} passed, {counts['FAILED']} failed, "
+          f"{counts['skipped']} skipped")
+    for t in failed[:15]:
+        print(f"  FAILED {t['test']}: {t['message'][:160]}")
+    print(f"conv custom within 1.25x of cuDNN: {ct['custom_within_1.25x']}/{ct['custom_cases']}; "
+          f"depthwise faster: {ct['depthwise_faster']}/{ct['depthwise_cases']}; "
+          f"memory-bound >= 80% of copy ({fmt(copy_gbps, 0)} GB/s): {mem_ok}/{len(mem_rows)}")
+    print("| custom conv | pass | native ms | cudnn ms | ratio |")
+    print("|---|---|---|---|---|")
+    for r in conv_rows:
+        if r[0].startswith("custom/"):
+            layer, _, pas = r[0][7:].rpartition("/")
+            print(f"| {layer.split('/')[0]} | {pas} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3], 2)} |")
+    print("| step img/s | native | cudnn | torch tf32 off | torch tf32 on |")
+    print("|---|---|---|---|---|")
+    for r in step_rows:
+        print(f"| {r[0]} | {fmt(r[1], 0)} | {fmt(r[2], 0)} | {fmt(r[3], 0)} | {fmt(r[4], 0)} |")
+
+
+if __name__ == "__main__":
+    main()
