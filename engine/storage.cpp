@@ -41,6 +41,7 @@ Allocator* g_allocators[2] = {&g_cpu_allocator, nullptr};
 Allocator* g_pinned = nullptr;
 CopyFn g_copy = nullptr;
 MemsetFn g_memset = nullptr;
+std::string g_cuda_unavailable;  // set by the CUDA runtime when no device answers
 
 // The CUDA runtime registers its allocator and copies along with its kernels; make sure that has
 // happened before the first CUDA tensor is made, whatever touches the engine first.
@@ -48,11 +49,14 @@ void ensure_backends_registered() { kernel_table(Backend::Cpu); }
 
 }  // namespace
 
+void register_cuda_unavailable_reason(const std::string& why) { g_cuda_unavailable = why; }
+
 Allocator* allocator_for(DeviceType t) {
   if (t != DeviceType::CPU) ensure_backends_registered();
   Allocator* a = g_allocators[static_cast<int>(t)];
-  ENGINE_CHECK(a, "no allocator for device type ", t == DeviceType::CUDA ? "cuda" : "cpu",
-               ": this build has no CUDA support");
+  ENGINE_CHECK(a, "no allocator for device type ", t == DeviceType::CUDA ? "cuda" : "cpu", ": ",
+               g_cuda_unavailable.empty() ? std::string("this build has no CUDA support")
+                                          : "no usable CUDA device (" + g_cuda_unavailable + ")");
   return a;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <memory>
+#include <string>
 
 #include "engine/device.h"
 
@@ -23,6 +24,9 @@ Allocator* allocator_for(DeviceType t);
 void register_allocator(DeviceType t, Allocator* a);
 // Whether CUDA tensors can be made: a CUDA build with a GPU that answers.
 bool cuda_device_available();
+// A CUDA build on a machine where no device answers says why here (the CUDA runtime calls it), so
+// that making a CUDA tensor fails with the reason rather than "this build has no CUDA support".
+void register_cuda_unavailable_reason(const std::string& why);
 
 // Page-locked ("pinned") host memory, for batches that are copied to a GPU: the copy engine can
 // read it directly, so host-to-device copies run at full speed. The CUDA runtime registers one;

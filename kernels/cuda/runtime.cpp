@@ -199,7 +199,11 @@ void memset_zero(void* dst, Device dev, size_t bytes) {
 }  // namespace
 
 void register_runtime() {
-  if (!cuda_available()) return;
+  std::string why;
+  if (!cuda_available(&why)) {
+    register_cuda_unavailable_reason(why);
+    return;
+  }
   register_allocator(DeviceType::CUDA, &device_allocator());
   static PinnedHostAllocator* pinned = new PinnedHostAllocator;  // never destroyed, as stream()
   register_pinned_allocator(pinned);
