@@ -42,9 +42,12 @@ def tests_summary(report):
 
 
 def bench_rows(report):
-    j = load_json(os.path.join(report, "bench_ops.json"), {"benchmarks": []})
+    benchmarks = []
+    for part in ("custom", "transfer", "other"):
+        path = os.path.join(report, f"bench_ops_{part}.json")
+        benchmarks += load_json(path, {"benchmarks": []}).get("benchmarks", [])
     out = {}
-    for b in j.get("benchmarks", []):
+    for b in benchmarks:
         name = b["name"].split("/iterations:")[0]
         parts = name.split("/")
         backend, key = parts[-1], "/".join(parts[:-1])
