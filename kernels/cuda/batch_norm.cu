@@ -239,10 +239,13 @@ __global__ void finalize_moments_kernel(const double2* partial, int parts, const
 __global__ void eval_coefficients_kernel(const float* weight, const float* bias,
                                          const float* running_mean, const float* running_var,
                                          int64_t channels, float eps, NormCoef* coef) {
-  const int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
-  if (c >= channels) return;
-  const double scale = (weight ? weight[c] : 1.0) / sqrt(static_cast<double>(running_var[c]) + eps);
-  coef[c] = NormCoef{running_mean[c], static_cast<float>(scale), bias ? bias[c] : 0.f};
+  // Grid-stride: grid_for caps the grid at kMaxBlocks * kBlock threads, fewer than C can be.
+  for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < channels;
+       c += int64_t{gridDim.x} * blockDim.x) {
+    const double scale =
+        (weight ? weight[c] : 1.0) / sqrt(static_cast<double>(running_var[c]) + eps);
+    coef[c] = NormCoef{running_mean[c], static_cast<float>(scale), bias ? bias[c] : 0.f};
+  }
 }
 
 // Centring first (rather than x * scale + (shift - mean * scale)) keeps the rounding relative to
