@@ -1,6 +1,7 @@
-"""Summarises a tools/gpu_check.sh run: the cuda tests (gtest JSON), the kernel benchmark (Google
-Benchmark JSON: native against cudnn per op, shape and pass) and the training steps (JSON lines of
-bench_train_step and bench/torch_train_step.py). Writes REPORT/report.md and REPORT/report.json
+"""Summarises a tools/gpu_check.sh run from the files its stages left in REPORT_DIR/raw: the cuda
+tests (one gtest JSON per suite), the kernel benchmark (Google Benchmark JSON: native against cudnn
+per op, shape and pass), the training steps (JSON lines of bench_train_step and
+bench/torch_train_step.py), stages.txt (each stage's exit status and time) and memcheck.log. Writes REPORT/report.md and REPORT/report.json
 and prints a short table last, with the issue's targets: conv within 1.25x of cuDNN on the custom
 CNN shapes, depthwise faster than cuDNN, memory-bound kernels at >= 80% of the device copy's
 bandwidth, a training step on cudnn at least as fast as PyTorch (TF32 off) and on native within
@@ -22,29 +23,59 @@ def load_json(path, default):
         return default
 
 
-def tests_summary(report):
-    j = load_json(os.path.join(report, "cuda_tests.json"), {"testsuites": []})
+def tests_summary(raw):
+    """Every test of every suite's JSON; a suite whose process wrote none (it crashed or ran out
+    of time) is one FAILED row naming its log."""
     rows = []
-    for suite in j.get("testsuites", []):
-        for t in suite.get("testsuite", []):
-            if t.get("result") == "SKIPPED":
-                status = "skipped"
-            elif t.get("failures"):
-                status = "FAILED"
-            else:
-                status = "passed"
-            msg = ""
-            if t.get("failures"):
-                msg = t["failures"][0].get("failure", "").strip().replace("\n", " ")[:300]
-            rows.append({"test": f'{suite["name"]}.{t["name"]}', "status": status,
-                         "time": t.get("time", ""), "message": msg})
-    return rows
+    stages = {}
+    for line in read_lines(os.path.join(raw, "stages.txt")):
+        words = line.split()
+        if len(words) >= 3 and words[0] == "gpu_check:":
+            stages[words[1]] = " ".join(words[2:])
+    for name in sorted(stages):
+        if not name.startswith("test_"):
+            continue
+        path = os.path.join(raw, name + ".json")
+        if not os.path.exists(path):
+            rows.append({"test": name[5:] + ".*", "status": "FAILED", "time": "",
+                         "message": f"no result ({stages[name]}); see raw/{name}.log"})
+            continue
+        for suite in load_json(path, {"testsuites": []}).get("testsuites", []):
+            for t in suite.get("testsuite", []):
+                if t.get("result") == "SKIPPED":
+                    status = "skipped"
+                elif t.get("failures"):
+                    status = "FAILED"
+                else:
+                    status = "passed"
+                msg = ""
+                if t.get("failures"):
+                    msg = t["failures"][0].get("failure", "").strip().replace("\n", " ")[:300]
+                rows.append({"test": f'{suite["name"]}.{t["name"]}', "status": status,
+                             "time": t.get("time", ""), "message": msg})
+    return rows, stages
 
 
-def bench_rows(report):
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def memcheck_summary(raw, stages):
+    """compute-sanitizer's verdict, or why it did not run."""
+    if "memcheck" not in stages:
+        return "not run (no compute-sanitizer, or under 90 s left)"
+    summary = [l for l in read_lines(os.path.join(raw, "memcheck.log")) if "ERROR SUMMARY" in l]
+    return f"{summary[-1].strip() if summary else 'no summary'} ({stages['memcheck']})"
+
+
+def bench_rows(raw):
     benchmarks = []
     for part in ("custom", "transfer", "other"):
-        path = os.path.join(report, f"bench_ops_{part}.json")
+        path = os.path.join(raw, f"bench_ops_{part}.json")
         benchmarks += load_json(path, {"benchmarks": []}).get("benchmarks", [])
     out = {}
     for b in benchmarks:
@@ -65,25 +96,28 @@ def fmt(v, nd=3):
 
 def main():
     report = sys.argv[1] if len(sys.argv) > 1 else "gpu_report"
-    tests = tests_summary(report)
+    raw = os.path.join(report, "raw")
+    tests, stages = tests_summary(raw)
+    memcheck = memcheck_summary(raw, stages)
     counts = {s: sum(t["status"] == s for t in tests) for s in ("passed", "FAILED", "skipped")}
-    bench = bench_rows(report)
+    bench = bench_rows(raw)
     steps = []
     try:
-        with open(os.path.join(report, "steps.jsonl")) as f:
+        with open(os.path.join(raw, "steps.jsonl")) as f:
             steps = [json.loads(line) for line in f if line.strip().startswith("{")]
     except OSError:
         pass
-    gpu = open(os.path.join(report, "gpu.txt")).read().strip() if os.path.exists(
-        os.path.join(report, "gpu.txt")) else "?"
+    gpu = "\n".join(read_lines(os.path.join(raw, "gpu.txt"))).strip() or "?"
 
     md = [f"# gpu_check report\n\nGPU: {gpu}\n",
           f"## cuda tests\n\n{counts['passed']} passed, {counts['FAILED']} failed, "
-          f"{counts['skipped']} skipped\n"]
+          f"{counts['skipped']} skipped\n\nmemcheck: {memcheck}\n"]
     failed = [t for t in tests if t["status"] == "FAILED"]
     if failed:
         md.append("| failed test | first failure |\n|---|---|")
         md += [f"| {t['test']} | {t['message']} |" for t in failed]
+    md.append("\n## stages\n")
+    md += [f"- {k}: {v}" for k, v in stages.items()]
     md.append("")
 
     # Kernels: native vs cudnn.
@@ -153,7 +187,8 @@ def main():
     with open(os.path.join(report, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     with open(os.path.join(report, "report.json"), "w") as f:
-        json.dump({"gpu": gpu, "tests": tests, "test_counts": counts, "bench": bench,
+        json.dump({"gpu": gpu, "tests": tests, "test_counts": counts, "memcheck": memcheck,
+                   "stages": stages, "bench": bench,
                    "conv_targets": ct, "memory_at_80pct": [mem_ok, len(mem_rows)],
                    "copy_gbps": copy_gbps, "steps": steps}, f, indent=1)
 
@@ -163,6 +198,10 @@ def main():
           f"{counts['skipped']} skipped")
     for t in failed[:15]:
         print(f"  FAILED {t['test']}: {t['message'][:160]}")
+    print(f"memcheck: {memcheck}")
+    late = [f"{k} {v}" for k, v in stages.items() if not v.startswith("rc=0")]
+    for line in late[:10]:
+        print(f"  stage {line}")
     print(f"conv custom within 1.25x of cuDNN: {ct['custom_within_1.25x']}/{ct['custom_cases']}; "
           f"depthwise faster: {ct['depthwise_faster']}/{ct['depthwise_cases']}; "
           f"memory-bound >= 80% of copy ({fmt(copy_gbps, 0)} GB/s): {mem_ok}/{len(mem_rows)}")
