@@ -57,6 +57,9 @@ void* CachingAllocator::allocate(size_t bytes) {
     void* p = it->second.back();
     it->second.pop_back();
     cached_ -= cls;
+#ifdef ENGINE_CUDA_EMU
+    emuGuardBlock(p, bytes, cls);  // the emulated test tier's overrun check (tests/cuda_emu)
+#endif
     return p;
   }
   void* p = nullptr;
@@ -78,6 +81,9 @@ void* CachingAllocator::allocate(size_t bytes) {
   ++mallocs_;
   reserved_ += cls;
   peak_ = std::max(peak_, reserved_);
+#ifdef ENGINE_CUDA_EMU
+  emuGuardBlock(p, bytes, cls);
+#endif
   return p;
 }
 
@@ -86,6 +92,9 @@ void CachingAllocator::deallocate(void* p, size_t bytes) {
   // Safe to reuse at once: all work runs on one stream, so any kernel still reading this block
   // was queued before whatever the next owner queues.
   const size_t cls = size_class(bytes);
+#ifdef ENGINE_CUDA_EMU
+  emuCheckBlock(p, bytes, cls);
+#endif
   std::lock_guard<std::mutex> lock(mu_);
   free_[cls].push_back(p);
   cached_ += cls;
