@@ -34,6 +34,10 @@
 // 67 TFLOP/s FP32. MobileNetV2's 144-channel 3x3 depthwise conv at 56x56 is 0.52 GFLOP and moves
 // 231 MB: memory bound, 48 us at 4.8 TB/s. Fraction of the ceiling reached: not yet measured on a
 // GPU.
+// Registers (nvcc 13.0 -Xptxas -v, sm_90): __launch_bounds__(256, 2) caps implicit_gemm at 128;
+// every instantiation fits without spilling except the 128x128 backward-weight one (40 bytes of
+// spill loads, 24 of stack: its staging keeps 4 rows x 3 ints of x-patch state beside 64
+// accumulators). To time on the GPU against 128x64 there (ENGINE_CUDA_CONV_TILE=128x64 forces it).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>

@@ -106,6 +106,7 @@ struct Block {
   void (*body)(void*) = nullptr;
   void* ctx = nullptr;
   std::vector<unsigned char> slots;  // warp shuffles: each thread's value, 16 bytes a thread
+  std::vector<const void*> fresh;    // __shared__ variables this block has reached
   std::mt19937 rng{12345};
 };
 Block g_block;  // one block runs at a time
@@ -139,6 +140,7 @@ std::string coords(const Fiber& f) {
 
 void run_block(int threads) {
   Block& b = g_block;
+  b.fresh.clear();
   for (int i = 0; i < threads; ++i) {
     Fiber& f = b.fibers[static_cast<size_t>(i)];
     f.state = State::kReady;
@@ -243,6 +245,13 @@ void set_error(cudaError_t e) {
 }  // namespace
 
 int lane() { return g_block.current->linear % warpSize; }
+
+void shared_fresh(void* p, size_t bytes) {
+  for (const void* q : g_block.fresh)
+    if (q == p) return;
+  g_block.fresh.push_back(p);
+  fill_guard(p, 0, bytes);
+}
 
 void sync_block() {
   g_block.current->state = State::kAtBlockBarrier;

@@ -50,7 +50,55 @@ def kernel_start(s, end):
         return i
 
 
+def declarators(decl):
+    """The names a declaration statement declares: `double a[32], b[32]` -> [a, b]."""
+    names, depth, last_ident = [], 0, None
+    i = 0
+    while i < len(decl):
+        c = decl[i]
+        if c in "[(<":
+            if depth == 0 and last_ident and c == "[":
+                names.append(last_ident)
+                last_ident = None
+            depth += 1
+        elif c in "])>":
+            depth -= 1
+        elif depth == 0 and (c.isalpha() or c == "_"):
+            j = i
+            while j < len(decl) and (decl[j].isalnum() or decl[j] == "_"):
+                j += 1
+            last_ident = decl[i:j]
+            i = j
+            continue
+        elif depth == 0 and c == ",":
+            if last_ident:
+                names.append(last_ident)
+            last_ident = None
+        i += 1
+    if last_ident:
+        names.append(last_ident)
+    return list(dict.fromkeys(names))
+
+
+def mark_shared(src):
+    """After each `__shared__ ...;` declaration, a call that fills the variables with the guard
+    pattern when the first thread of a block reaches it, so a read before any write in the block
+    reads NaNs rather than the previous block's values."""
+    out, pos = [], 0
+    while True:
+        at = src.find("__shared__", pos)
+        if at < 0:
+            out.append(src[pos:])
+            return "".join(out)
+        end = src.find(";", at)
+        names = declarators(src[at + len("__shared__"):end].replace("__align__", " "))
+        out.append(src[pos:end + 1])
+        out.append("".join(f" ::emu::shared_fresh(&{n}, sizeof({n}));" for n in names))
+        pos = end + 1
+
+
 def translate(src, name):
+    src = mark_shared(src)
     out, pos = [], 0
     while True:
         at = src.find("<<<", pos)

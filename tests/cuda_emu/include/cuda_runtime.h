@@ -9,13 +9,14 @@
 // must) or its end, and the scheduler then runs the others, in a shuffled order each time, so
 // that a kernel which reads shared memory another thread writes without a barrier in between
 // sees the wrong values in some order. __shared__ is `static`: one copy per kernel, which is
-// right while blocks run one at a time. Kernel parameters are copied per thread, as each CUDA
+// right while blocks run one at a time, filled with signalling NaNs when a block's first thread
+// reaches the declaration (so a read before any write reads NaNs, not the last block's values). Kernel parameters are copied per thread, as each CUDA
 // thread gets its own mutable copy. Device memory is host memory (malloc), with a capacity so
 // that out-of-memory paths run; launch configurations are checked as the driver checks them.
 //
-// What it cannot show: device numerics (no FMA contraction beyond fmaf, the host's expf/tanhf),
-// races between blocks or between lanes of a warp (lanes run one at a time), register and
-// shared-memory limits, and speed.
+// What it cannot show: device numerics (the host's expf/tanhf; FMA contraction is the host
+// compiler's choice), races between blocks or between lanes of a warp (lanes run one at a time),
+// register and shared-memory limits, and speed.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -90,6 +91,9 @@ namespace emu {
 void sync_block();                                         // __syncthreads
 void warp_exchange(const void* mine, void* out, size_t bytes, int src_lane);  // one shuffle
 int lane();                                                // this fiber's lane in its warp
+// Called after each __shared__ declaration (translate.py adds the call): the first thread of a
+// block to reach it fills the variable with signalling NaNs, as fresh shared memory is garbage.
+void shared_fresh(void* p, size_t bytes);
 }  // namespace emu
 
 inline void __syncthreads() { emu::sync_block(); }
