@@ -80,51 +80,53 @@ def declarators(decl):
     return list(dict.fromkeys(names))
 
 
-def mark_shared(src):
-    """After each `__shared__ ...;` declaration, a call that fills the variables with the guard
+def rewrite_all(src, marker, rewrite):
+    """For each occurrence of marker, src[start:end] becomes text: (start, end, text) =
+    rewrite(src, at)."""
+    out, pos = [], 0
+    while (at := src.find(marker, pos)) >= 0:
+        start, end, text = rewrite(src, at)
+        out += [src[pos:start], text]
+        pos = end
+    out.append(src[pos:])
+    return "".join(out)
+
+
+def mark_shared(src, at):
+    """After a `__shared__ ...;` declaration, a call that fills the variables with the guard
     pattern when the first thread of a block reaches it, so a read before any write in the block
     reads NaNs rather than the previous block's values."""
-    out, pos = [], 0
-    while True:
-        at = src.find("__shared__", pos)
-        if at < 0:
-            out.append(src[pos:])
-            return "".join(out)
-        end = src.find(";", at)
-        names = declarators(src[at + len("__shared__"):end].replace("__align__", " "))
-        out.append(src[pos:end + 1])
-        out.append("".join(f" ::emu::shared_fresh(&{n}, sizeof({n}));" for n in names))
-        pos = end + 1
+    end = src.find(";", at) + 1
+    names = declarators(src[at + len("__shared__"):end - 1].replace("__align__", " "))
+    marks = "".join(f" ::emu::shared_fresh(&{n}, sizeof({n}));" for n in names)
+    return at, end, src[at:end] + marks
+
+
+def rewrite_launch(src, at, name):
+    """`kernel<<<cfg>>>(args)` at `at` -> a call of the emulator (see the module's comment)."""
+    start = kernel_start(src, at)
+    kernel = src[start:at].strip()
+    cfg_end = src.find(">>>", at)
+    cfg = src[at + 3:cfg_end]
+    p = cfg_end + 3
+    while src[p].isspace():
+        p += 1
+    if src[p] != "(":
+        raise SystemExit(f"translate: {name}: no argument list after >>> at offset {p}")
+    args_end = match_forward(src, p, "(", ")")
+    args = src[p + 1:args_end - 1].strip()
+    lam = f"[=](auto... emu_a) {{ {kernel}(emu_a...); }}"
+    where = f"{' '.join(kernel.split())} at {name}:{src.count(chr(10), 0, start) + 1}"
+    call = (f"::emu::launch(::emu::config({cfg}), \"{where}\", {lam}"
+            f"{', ' + args if args else ''})")
+    # Keep the line count: the launch may span lines.
+    call += "\n" * (src.count("\n", start, args_end) - call.count("\n"))
+    return start, args_end, call
 
 
 def translate(src, name):
-    src = mark_shared(src)
-    out, pos = [], 0
-    while True:
-        at = src.find("<<<", pos)
-        if at < 0:
-            out.append(src[pos:])
-            return "".join(out)
-        start = kernel_start(src, at)
-        kernel = src[start:at].strip()
-        cfg_end = src.find(">>>", at)
-        cfg = src[at + 3:cfg_end]
-        p = cfg_end + 3
-        while src[p].isspace():
-            p += 1
-        if src[p] != "(":
-            raise SystemExit(f"translate: no argument list after >>> at offset {p}")
-        args_end = match_forward(src, p, "(", ")")
-        args = src[p + 1:args_end - 1].strip()
-        lam = f"[=](auto... emu_a) {{ {kernel}(emu_a...); }}"
-        where = f"{' '.join(kernel.split())} at {name}:{src.count(chr(10), 0, start) + 1}"
-        call = (f"::emu::launch(::emu::config({cfg}), \"{where}\", {lam}"
-                f"{', ' + args if args else ''})")
-        # Keep the line count: the launch may span lines.
-        call += "\n" * (src.count("\n", start, args_end) - call.count("\n"))
-        out.append(src[pos:start])
-        out.append(call)
-        pos = args_end
+    src = rewrite_all(src, "__shared__", mark_shared)
+    return rewrite_all(src, "<<<", lambda s, at: rewrite_launch(s, at, name))
 
 
 def main():
