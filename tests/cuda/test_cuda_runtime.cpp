@@ -111,5 +111,26 @@ TEST(CudaRuntime, MixedDevicesThrowNamingBoth) {
   EXPECT_NE(msg.find("cpu"), std::string::npos) << msg;
 }
 
+// An op whose slot the chosen backend leaves empty: one error naming the op, the backend and the
+// device, never a crash or a silent fallback. (No shipped backend lacks a slot for CUDA tensors,
+// so the test empties one for its duration.)
+TEST(CudaRuntime, MissingKernelNamesOpBackendAndDevice) {
+  ENGINE_REQUIRE_CUDA();
+  KernelTable& table = kernel_table(Backend::Native);
+  const auto saved = table.add;
+  Tensor a = Tensor::full({3}, 1.f, Device::cuda()), b = Tensor::full({3}, 2.f, Device::cuda());
+  std::string msg;
+  {
+    BackendScope scope(Backend::Native);
+    table.add = nullptr;
+    msg = message_of([&] { add(a, b); });
+    table.add = saved;
+  }
+  EXPECT_NE(msg.find("add"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("backend native has no kernel"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cuda:0"), std::string::npos) << msg;
+  EXPECT_EQ(add(a, b).to_vector(), std::vector<float>(3, 3.f));  // restored
+}
+
 }  // namespace
 }  // namespace engine
