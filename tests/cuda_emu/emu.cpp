@@ -109,7 +109,7 @@ struct Block {
   std::vector<const void*> fresh;    // __shared__ variables this block has reached
   std::mt19937 rng{12345};
 };
-Block g_block;  // one block runs at a time
+Block g_block;             // one block runs at a time
 const char* g_where = "";  // the running launch, for messages
 
 void fiber_main() {
@@ -133,9 +133,10 @@ void yield_to_scheduler() {
 }
 
 std::string coords(const Fiber& f) {
-  return std::string(g_where) + ", block (" + std::to_string(blockIdx.x) + "," + std::to_string(blockIdx.y) + "," +
-         std::to_string(blockIdx.z) + ") thread (" + std::to_string(f.tid.x) + "," +
-         std::to_string(f.tid.y) + "," + std::to_string(f.tid.z) + ")";
+  return std::string(g_where) + ", block (" + std::to_string(blockIdx.x) + "," +
+         std::to_string(blockIdx.y) + "," + std::to_string(blockIdx.z) + ") thread (" +
+         std::to_string(f.tid.x) + "," + std::to_string(f.tid.y) + "," + std::to_string(f.tid.z) +
+         ")";
 }
 
 void run_block(int threads) {
@@ -202,9 +203,9 @@ void run_block(int threads) {
       }
     }
     if (!ran && !released)
-      fail(std::string(g_where) + ": deadlock: " + std::to_string(at_block) + " threads wait at __syncthreads, " +
-           std::to_string(at_warp) + " at a warp shuffle, " + std::to_string(done) +
-           " have returned (block of " + std::to_string(threads) + ")");
+      fail(std::string(g_where) + ": deadlock: " + std::to_string(at_block) +
+           " threads wait at __syncthreads, " + std::to_string(at_warp) + " at a warp shuffle, " +
+           std::to_string(done) + " have returned (block of " + std::to_string(threads) + ")");
   }
 }
 
@@ -269,7 +270,8 @@ void warp_exchange(const void* mine, void* out, size_t bytes, int src_lane) {
   yield_to_scheduler();
   if (src >= static_cast<int>(g_block.fibers.size()) ||
       g_block.fibers[static_cast<size_t>(src)].state == State::kDone)
-    fail(std::string(g_where) + ": warp shuffle reads lane " + std::to_string(src_lane) + ", which has returned");
+    fail(std::string(g_where) + ": warp shuffle reads lane " + std::to_string(src_lane) +
+         ", which has returned");
   std::memcpy(out, &g_block.slots[static_cast<size_t>(src) * 16], bytes);
   f->state = State::kAtWarpBarrier;
   yield_to_scheduler();
@@ -323,9 +325,15 @@ cudaError_t cudaGetDevice(int* device) {
 }
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
   switch (attr) {
-    case cudaDevAttrMultiProcessorCount: *value = 132; return cudaSuccess;  // as an H200
-    case cudaDevAttrMaxPitch: *value = 2147483647; return cudaSuccess;
-    case cudaDevAttrMaxThreadsPerBlock: *value = 1024; return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount:
+      *value = 132;
+      return cudaSuccess;  // as an H200
+    case cudaDevAttrMaxPitch:
+      *value = 2147483647;
+      return cudaSuccess;
+    case cudaDevAttrMaxThreadsPerBlock:
+      *value = 1024;
+      return cudaSuccess;
   }
   return cudaErrorInvalidValue;
 }
@@ -378,8 +386,8 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
                               size_t width, size_t height, cudaMemcpyKind, cudaStream_t) {
   if (width > dpitch || width > spitch) return cudaErrorInvalidValue;
   for (size_t r = 0; r < height; ++r)
-    std::memmove(static_cast<char*>(dst) + r * dpitch,
-                 static_cast<const char*>(src) + r * spitch, width);
+    std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch,
+                 width);
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
@@ -400,23 +408,35 @@ cudaError_t cudaGetLastError() {
 }
 const char* cudaGetErrorString(cudaError_t e) {
   switch (e) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorMemoryAllocation: return "out of memory";
-    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
-    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorInvalidValue:
+      return "invalid argument";
+    case cudaErrorMemoryAllocation:
+      return "out of memory";
+    case cudaErrorInvalidConfiguration:
+      return "invalid configuration argument";
+    case cudaErrorNoDevice:
+      return "no CUDA-capable device is detected";
+    case cudaErrorLaunchFailure:
+      return "unspecified launch failure";
   }
   return "unknown error";
 }
 const char* cudaGetErrorName(cudaError_t e) {
   switch (e) {
-    case cudaSuccess: return "cudaSuccess";
-    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
-    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
-    case cudaErrorNoDevice: return "cudaErrorNoDevice";
-    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaSuccess:
+      return "cudaSuccess";
+    case cudaErrorInvalidValue:
+      return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation:
+      return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration:
+      return "cudaErrorInvalidConfiguration";
+    case cudaErrorNoDevice:
+      return "cudaErrorNoDevice";
+    case cudaErrorLaunchFailure:
+      return "cudaErrorLaunchFailure";
   }
   return "cudaErrorUnknown";
 }

@@ -10,9 +10,10 @@
 // that a kernel which reads shared memory another thread writes without a barrier in between
 // sees the wrong values in some order. __shared__ is `static`: one copy per kernel, which is
 // right while blocks run one at a time, filled with signalling NaNs when a block's first thread
-// reaches the declaration (so a read before any write reads NaNs, not the last block's values). Kernel parameters are copied per thread, as each CUDA
-// thread gets its own mutable copy. Device memory is host memory (malloc), with a capacity so
-// that out-of-memory paths run; launch configurations are checked as the driver checks them.
+// reaches the declaration (so a read before any write reads NaNs, not the last block's values).
+// Kernel parameters are copied per thread, as each CUDA thread gets its own mutable copy. Device
+// memory is host memory (malloc), with a capacity so that out-of-memory paths run; launch
+// configurations are checked as the driver checks them.
 //
 // What it cannot show: device numerics (the host's expf/tanhf; FMA contraction is the host
 // compiler's choice), races between blocks or between lanes of a warp (lanes run one at a time),
@@ -63,15 +64,11 @@ constexpr int warpSize = 32;
 
 // Device-side integer min/max of mixed types, as CUDA's overloads give them.
 template <class A, class B>
-  requires std::is_arithmetic_v<A> && std::is_arithmetic_v<B>
-inline std::common_type_t<A, B> min(A a, B b) {
-  return b < a ? b : a;
-}
+requires std::is_arithmetic_v<A> && std::is_arithmetic_v<B>
+inline std::common_type_t<A, B> min(A a, B b) { return b < a ? b : a; }
 template <class A, class B>
-  requires std::is_arithmetic_v<A> && std::is_arithmetic_v<B>
-inline std::common_type_t<A, B> max(A a, B b) {
-  return a < b ? b : a;
-}
+requires std::is_arithmetic_v<A> && std::is_arithmetic_v<B>
+inline std::common_type_t<A, B> max(A a, B b) { return a < b ? b : a; }
 using std::isinf;
 using std::isnan;
 
@@ -88,9 +85,9 @@ inline float __fdividef(float a, float b) { return a / b; }
 inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
 
 namespace emu {
-void sync_block();                                         // __syncthreads
+void sync_block();                                                            // __syncthreads
 void warp_exchange(const void* mine, void* out, size_t bytes, int src_lane);  // one shuffle
-int lane();                                                // this fiber's lane in its warp
+int lane();  // this fiber's lane in its warp
 // Called after each __shared__ declaration (translate.py adds the call): the first thread of a
 // block to reach it fills the variable with signalling NaNs, as fresh shared memory is garbage.
 void shared_fresh(void* p, size_t bytes);
@@ -195,8 +192,7 @@ struct LaunchConfig {
   dim3 grid, block;
   size_t shared_bytes;
 };
-inline LaunchConfig config(dim3 grid, dim3 block, size_t shared_bytes = 0,
-                           cudaStream_t = nullptr) {
+inline LaunchConfig config(dim3 grid, dim3 block, size_t shared_bytes = 0, cudaStream_t = nullptr) {
   return {grid, block, shared_bytes};
 }
 
