@@ -50,7 +50,7 @@ mkdir -p "$RAW"
     f=$(find /usr/lib /usr/local/lib /usr/lib64 -name "$l*" 2>/dev/null | head -n 1)
     echo "library $l: ${f:-not found}"
   done
-  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1 | tail -n 1
 } > "$RAW/probe.txt" 2>&1
 
 # cuBLAS and cuDNN: the CUDA toolkit's copies, else those inside PyTorch's Python packages

@@ -116,6 +116,8 @@ def main():
     if failed:
         md.append("| failed test | first failure |\n|---|---|")
         md += [f"| {t['test']} | {t['message']} |" for t in failed]
+    md.append("\n## machine (probe.txt: what it has of the engine's build dependencies)\n")
+    md += [f"- {line}" for line in read_lines(os.path.join(raw, "probe.txt"))]
     md.append("\n## stages\n")
     md += [f"- {k}: {v}" for k, v in stages.items()]
     md.append("")
