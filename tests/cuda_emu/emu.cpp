@@ -107,7 +107,11 @@ struct Block {
   void* ctx = nullptr;
   std::vector<unsigned char> slots;  // warp shuffles: each thread's value, 16 bytes a thread
   std::vector<const void*> fresh;    // __shared__ variables this block has reached
-  std::mt19937 rng{12345};
+  // The order fibers are resumed in: fixed, so a failure repeats; ENGINE_EMU_SEED picks another.
+  std::mt19937 rng{
+      std::getenv("ENGINE_EMU_SEED")
+          ? static_cast<unsigned>(std::strtoul(std::getenv("ENGINE_EMU_SEED"), nullptr, 10))
+          : 12345u};
 };
 Block g_block;             // one block runs at a time
 const char* g_where = "";  // the running launch, for messages
