@@ -10,7 +10,6 @@
 #include <memory>
 #include <mutex>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -105,6 +104,7 @@ struct Block {
   Fiber* current = nullptr;
   void (*body)(void*) = nullptr;
   void* ctx = nullptr;
+  int threads = 0;                   // of the running block
   std::vector<unsigned char> slots;  // warp shuffles: each thread's value, 16 bytes a thread
   std::vector<const void*> fresh;    // __shared__ variables this block has reached
   // The order fibers are resumed in: fixed, so a failure repeats; ENGINE_EMU_SEED picks another.
@@ -145,6 +145,7 @@ std::string coords(const Fiber& f) {
 
 void run_block(int threads) {
   Block& b = g_block;
+  b.threads = threads;
   b.fresh.clear();
   for (int i = 0; i < threads; ++i) {
     Fiber& f = b.fibers[static_cast<size_t>(i)];
@@ -272,8 +273,7 @@ void warp_exchange(const void* mine, void* out, size_t bytes, int src_lane) {
   std::memcpy(&g_block.slots[static_cast<size_t>(f->linear) * 16], mine, bytes);
   f->state = State::kAtWarpBarrier;
   yield_to_scheduler();
-  if (src >= static_cast<int>(g_block.fibers.size()) ||
-      g_block.fibers[static_cast<size_t>(src)].state == State::kDone)
+  if (src >= g_block.threads || g_block.fibers[static_cast<size_t>(src)].state == State::kDone)
     fail(std::string(g_where) + ": warp shuffle reads lane " + std::to_string(src_lane) +
          ", which has returned");
   std::memcpy(out, &g_block.slots[static_cast<size_t>(src) * 16], bytes);
@@ -368,10 +368,6 @@ cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
   *p = std::malloc(std::max<size_t>(bytes, 1));
   return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
-cudaError_t cudaFreeHost(void* p) {
-  std::free(p);
-  return cudaSuccess;
-}
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   std::lock_guard<std::mutex> lock(g_mem_mu);
   *free_bytes = emu::kCapacity - g_used;
@@ -382,9 +378,6 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
                             cudaStream_t) {
   if (bytes > 0) std::memmove(dst, src, bytes);
   return cudaSuccess;
-}
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  return cudaMemcpyAsync(dst, src, bytes, kind);
 }
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch,
                               size_t width, size_t height, cudaMemcpyKind, cudaStream_t) {
@@ -404,46 +397,33 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 cudaError_t cudaGetLastError() {
   const cudaError_t e = emu::g_last_error;
   emu::g_last_error = cudaSuccess;
   return e;
 }
-const char* cudaGetErrorString(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess:
-      return "no error";
-    case cudaErrorInvalidValue:
-      return "invalid argument";
-    case cudaErrorMemoryAllocation:
-      return "out of memory";
-    case cudaErrorInvalidConfiguration:
-      return "invalid configuration argument";
-    case cudaErrorNoDevice:
-      return "no CUDA-capable device is detected";
-    case cudaErrorLaunchFailure:
-      return "unspecified launch failure";
-  }
-  return "unknown error";
+namespace {
+struct ErrorText {
+  cudaError_t code;
+  const char *name, *text;
+};
+constexpr ErrorText kErrors[] = {
+    {cudaSuccess, "cudaSuccess", "no error"},
+    {cudaErrorInvalidValue, "cudaErrorInvalidValue", "invalid argument"},
+    {cudaErrorMemoryAllocation, "cudaErrorMemoryAllocation", "out of memory"},
+    {cudaErrorInvalidConfiguration, "cudaErrorInvalidConfiguration",
+     "invalid configuration argument"},
+    {cudaErrorNoDevice, "cudaErrorNoDevice", "no CUDA-capable device is detected"},
+};
+const ErrorText& error_text(cudaError_t e) {
+  static constexpr ErrorText kUnknown{cudaErrorInvalidValue, "cudaErrorUnknown", "unknown error"};
+  for (const ErrorText& t : kErrors)
+    if (t.code == e) return t;
+  return kUnknown;
 }
-const char* cudaGetErrorName(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess:
-      return "cudaSuccess";
-    case cudaErrorInvalidValue:
-      return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation:
-      return "cudaErrorMemoryAllocation";
-    case cudaErrorInvalidConfiguration:
-      return "cudaErrorInvalidConfiguration";
-    case cudaErrorNoDevice:
-      return "cudaErrorNoDevice";
-    case cudaErrorLaunchFailure:
-      return "cudaErrorLaunchFailure";
-  }
-  return "cudaErrorUnknown";
-}
+}  // namespace
+const char* cudaGetErrorString(cudaError_t e) { return error_text(e).text; }
+const char* cudaGetErrorName(cudaError_t e) { return error_text(e).name; }
 
 void emuGuardBlock(void* p, size_t used, size_t block) {
   emu::fill_guard(p, used, block);

@@ -34,20 +34,19 @@ def kernel_start(s, end):
     i = end
     while i > 0 and s[i - 1].isspace():
         i -= 1
-    while True:
-        if i > 0 and s[i - 1] == ">":  # template arguments: walk back to their '<'
-            depth = 0
-            while i > 0:
-                i -= 1
-                if s[i] == ">":
-                    depth += 1
-                elif s[i] == "<":
-                    depth -= 1
-                    if depth == 0:
-                        break
-        while i > 0 and (s[i - 1].isalnum() or s[i - 1] in "_:"):
+    if i > 0 and s[i - 1] == ">":  # template arguments: walk back to their '<'
+        depth = 0
+        while i > 0:
             i -= 1
-        return i
+            if s[i] == ">":
+                depth += 1
+            elif s[i] == "<":
+                depth -= 1
+                if depth == 0:
+                    break
+    while i > 0 and (s[i - 1].isalnum() or s[i - 1] in "_:"):
+        i -= 1
+    return i
 
 
 def declarators(decl):

@@ -47,14 +47,9 @@ struct dim3 {
 struct alignas(16) float4 {
   float x, y, z, w;
 };
-struct alignas(8) float2 {
-  float x, y;
-};
 struct alignas(16) double2 {
   double x, y;
 };
-inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
-inline float2 make_float2(float x, float y) { return {x, y}; }
 inline double2 make_double2(double x, double y) { return {x, y}; }
 
 // The running fiber's coordinates (the scheduler sets them before it resumes a fiber).
@@ -69,7 +64,6 @@ inline std::common_type_t<A, B> min(A a, B b) { return b < a ? b : a; }
 template <class A, class B>
 requires std::is_arithmetic_v<A> && std::is_arithmetic_v<B>
 inline std::common_type_t<A, B> max(A a, B b) { return a < b ? b : a; }
-using std::isinf;
 using std::isnan;
 
 template <class T>
@@ -79,10 +73,6 @@ inline T __ldg(const T* p) {
 inline unsigned __umulhi(unsigned a, unsigned b) {
   return static_cast<unsigned>((static_cast<uint64_t>(a) * b) >> 32);
 }
-inline float __expf(float x) { return std::exp(x); }
-inline float __logf(float x) { return std::log(x); }
-inline float __fdividef(float a, float b) { return a / b; }
-inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
 
 namespace emu {
 void sync_block();                                                            // __syncthreads
@@ -94,7 +84,6 @@ void shared_fresh(void* p, size_t bytes);
 }  // namespace emu
 
 inline void __syncthreads() { emu::sync_block(); }
-inline void __syncwarp(unsigned = 0xffffffffu) {}
 namespace emu {
 template <class T>
 inline T shuffle_from(T v, int src_lane) {
@@ -103,12 +92,8 @@ inline T shuffle_from(T v, int src_lane) {
   return out;
 }
 }  // namespace emu
-// Each lane reads the value of lane `src` of its width-wide segment; out of the segment (down/up
-// past its end), its own value, as on the device.
-template <class T>
-inline T __shfl_sync(unsigned, T v, int src, int width = warpSize) {
-  return emu::shuffle_from(v, (emu::lane() & ~(width - 1)) + (src & (width - 1)));
-}
+// The two shuffles the kernels use; a lane whose source is past its width-wide segment (down)
+// gets its own value, as on the device.
 template <class T>
 inline T __shfl_xor_sync(unsigned, T v, int lane_mask, int width = warpSize) {
   const int l = emu::lane();
@@ -119,11 +104,6 @@ inline T __shfl_down_sync(unsigned, T v, unsigned delta, int width = warpSize) {
   const int l = emu::lane(), d = static_cast<int>(delta);
   return emu::shuffle_from(v, (l & (width - 1)) + d < width ? l + d : l);
 }
-template <class T>
-inline T __shfl_up_sync(unsigned, T v, unsigned delta, int width = warpSize) {
-  const int l = emu::lane(), d = static_cast<int>(delta);
-  return emu::shuffle_from(v, (l & (width - 1)) >= d ? l - d : l);
-}
 
 // ---- the runtime ----
 enum cudaError_t {
@@ -132,7 +112,6 @@ enum cudaError_t {
   cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidConfiguration = 9,
   cudaErrorNoDevice = 100,
-  cudaErrorLaunchFailure = 719,
 };
 using cudaError = cudaError_t;
 enum cudaMemcpyKind {
@@ -158,18 +137,15 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
 cudaError_t cudaMalloc(void** p, size_t bytes);
 cudaError_t cudaFree(void* p);
 cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned flags);
-cudaError_t cudaFreeHost(void* p);
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream = nullptr);
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch,
                               size_t width, size_t height, cudaMemcpyKind kind,
                               cudaStream_t stream = nullptr);
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream = nullptr);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
-cudaError_t cudaDeviceSynchronize();
 cudaError_t cudaGetLastError();
 const char* cudaGetErrorString(cudaError_t e);
 const char* cudaGetErrorName(cudaError_t e);
