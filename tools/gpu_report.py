@@ -1,11 +1,11 @@
 """Summarises a tools/gpu_check.sh run from the files its stages left in REPORT_DIR/raw: the cuda
 tests (one gtest JSON per suite), the kernel benchmark (Google Benchmark JSON: native against cudnn
 per op, shape and pass), the training steps (JSON lines of bench_train_step and
-bench/torch_train_step.py), stages.txt (each stage's exit status and time) and memcheck.log. Writes REPORT/report.md and REPORT/report.json
-and prints a short table last, with the issue's targets: conv within 1.25x of cuDNN on the custom
-CNN shapes, depthwise faster than cuDNN, memory-bound kernels at >= 80% of the device copy's
-bandwidth, a training step on cudnn at least as fast as PyTorch (TF32 off) and on native within
-1.5x of it.
+bench/torch_train_step.py), stages.txt (each stage's exit status and time) and memcheck.log.
+Writes REPORT/report.md and REPORT/report.json and prints a short table last, with the issue's
+targets: conv within 1.25x of cuDNN on the custom CNN shapes, depthwise faster than cuDNN,
+memory-bound kernels at >= 80% of the device copy's bandwidth, a training step on cudnn at least
+as fast as PyTorch (TF32 off) and on native within 1.5x of it.
 
     python3 tools/gpu_report.py REPORT_DIR
 """
@@ -23,15 +23,20 @@ def load_json(path, default):
         return default
 
 
-def tests_summary(raw):
-    """Every test of every suite's JSON; a suite whose process wrote none (it crashed or ran out
-    of time) is one FAILED row naming its log."""
-    rows = []
+def read_stages(raw):
+    """stages.txt as {stage: "rc=0 in 12 s (limit 120 s)" or "not run: out of time"}."""
     stages = {}
     for line in read_lines(os.path.join(raw, "stages.txt")):
         words = line.split()
         if len(words) >= 3 and words[0] == "gpu_check:":
             stages[words[1]] = " ".join(words[2:])
+    return stages
+
+
+def tests_summary(raw, stages):
+    """Every test of every suite's JSON; a suite whose process wrote none (it crashed or ran out
+    of time) is one FAILED row naming its log."""
+    rows = []
     for name in sorted(stages):
         if not name.startswith("test_"):
             continue
@@ -53,7 +58,7 @@ def tests_summary(raw):
                     msg = t["failures"][0].get("failure", "").strip().replace("\n", " ")[:300]
                 rows.append({"test": f'{suite["name"]}.{t["name"]}', "status": status,
                              "time": t.get("time", ""), "message": msg})
-    return rows, stages
+    return rows
 
 
 def read_lines(path):
@@ -97,16 +102,13 @@ def fmt(v, nd=3):
 def main():
     report = sys.argv[1] if len(sys.argv) > 1 else "gpu_report"
     raw = os.path.join(report, "raw")
-    tests, stages = tests_summary(raw)
+    stages = read_stages(raw)
+    tests = tests_summary(raw, stages)
     memcheck = memcheck_summary(raw, stages)
     counts = {s: sum(t["status"] == s for t in tests) for s in ("passed", "FAILED", "skipped")}
     bench = bench_rows(raw)
-    steps = []
-    try:
-        with open(os.path.join(raw, "steps.jsonl")) as f:
-            steps = [json.loads(line) for line in f if line.strip().startswith("{")]
-    except OSError:
-        pass
+    steps = [json.loads(line) for line in read_lines(os.path.join(raw, "steps.jsonl"))
+             if line.strip().startswith("{")]
     gpu = "\n".join(read_lines(os.path.join(raw, "gpu.txt"))).strip() or "?"
 
     md = [f"# gpu_check report\n\nGPU: {gpu}\n",
