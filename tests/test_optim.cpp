@@ -13,6 +13,7 @@
 namespace engine {
 namespace {
 using nlohmann::json;
+using testing::expect_error;
 using testing::get;
 
 constexpr double kParamTol = 1e-5;
@@ -236,20 +237,6 @@ TEST(OptimStep, LargeTensorsMatchTheSerialPathBitExactly) {
       joined.insert(joined.end(), v.begin(), v.end());
     }
     EXPECT_EQ(big->params()[0].second.to_vector(), joined);
-  }
-}
-
-// Runs f, which must throw engine::Error whose message contains every one of `parts`.
-template <typename F>
-void expect_error(F f, std::initializer_list<const char*> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected one mentioning " << *parts.begin();
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    for (const char* p : parts) {
-      EXPECT_NE(m.find(p), std::string::npos) << "'" << p << "' not in: " << m;
-    }
   }
 }
 

@@ -13,6 +13,7 @@
 
 namespace engine {
 namespace {
+using testing::expect_error;
 using testing::get;
 
 constexpr double kTol = 1e-4;
@@ -247,19 +248,6 @@ TEST(Dropout, EvalAndZeroPAreIdentityAndOneGivesZeros) {
 
 // ---- errors ----
 
-// Runs f, expects engine::Error whose message contains every one of `parts`.
-void expect_error(const std::vector<std::string>& parts, const std::function<void()>& f) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected one mentioning " << parts[0];
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    for (const auto& part : parts) {
-      EXPECT_NE(m.find(part), std::string::npos) << "'" << part << "' not in: " << m;
-    }
-  }
-}
-
 TEST(ShapeErrors, PoolingNamesOpAndShapes) {
   Tensor x = Tensor::zeros({2, 3, 8, 8});
   Pool2dParams p;
@@ -269,80 +257,96 @@ TEST(ShapeErrors, PoolingNamesOpAndShapes) {
     auto pool = [&](const Tensor& t, const Pool2dParams& q) {
       return op == "max_pool2d" ? max_pool2d(t, q) : avg_pool2d(t, q);
     };
-    expect_error({op, "4-D", "[3, 8, 8]"}, [&] { pool(Tensor::zeros({3, 8, 8}), p); });
+    expect_error([&] { pool(Tensor::zeros({3, 8, 8}), p); }, {op, "4-D", "[3, 8, 8]"});
     Pool2dParams bad = p;
     bad.stride_w = 0;
-    expect_error({op, "stride", "[2, 3, 8, 8]"}, [&] { pool(x, bad); });
+    expect_error([&] { pool(x, bad); }, {op, "stride", "[2, 3, 8, 8]"});
     bad = p;
     bad.kernel_h = 0;
-    expect_error({op, "kernel", "[2, 3, 8, 8]"}, [&] { pool(x, bad); });
+    expect_error([&] { pool(x, bad); }, {op, "kernel", "[2, 3, 8, 8]"});
     bad = p;
     bad.pad_h = -1;
-    expect_error({op, "padding", "[2, 3, 8, 8]"}, [&] { pool(x, bad); });
+    expect_error([&] { pool(x, bad); }, {op, "padding", "[2, 3, 8, 8]"});
     bad = p;
     bad.pad_w = 2;  // more than half of kernel 2
-    expect_error({op, "padding", "[2, 3, 8, 8]"}, [&] { pool(x, bad); });
+    expect_error([&] { pool(x, bad); }, {op, "padding", "[2, 3, 8, 8]"});
     bad = p;
     bad.kernel_h = bad.kernel_w = 9;
-    expect_error({op, "[2, 3, 8, 8]"}, [&] { pool(x, bad); });
-    expect_error({op, "f32", "[2, 3, 8, 8]"}, [&] {
-      pool(Tensor::zeros({2, 3, 8, 8}, DType::I64), p);
-    });
-    expect_error({op, "[2, 0, 8, 8]"}, [&] { pool(Tensor::zeros({2, 0, 8, 8}), p); });
+    expect_error([&] { pool(x, bad); }, {op, "[2, 3, 8, 8]"});
+    expect_error(
+        [&] {
+          pool(Tensor::zeros({2, 3, 8, 8}, DType::I64), p);
+        },
+        {op, "f32", "[2, 3, 8, 8]"});
+    expect_error([&] { pool(Tensor::zeros({2, 0, 8, 8}), p); }, {op, "[2, 0, 8, 8]"});
   }
-  expect_error({"adaptive_avg_pool2d", "[3, 8]"}, [&] {
-    adaptive_avg_pool2d(Tensor::zeros({3, 8}), 1, 1);
-  });
-  expect_error({"adaptive_avg_pool2d", "[2, 3, 8, 8]"}, [&] { adaptive_avg_pool2d(x, 0, 2); });
-  expect_error({"adaptive_avg_pool2d", "[2, 3, 8, 8]"}, [&] { adaptive_avg_pool2d(x, 2, -1); });
+  expect_error(
+      [&] {
+        adaptive_avg_pool2d(Tensor::zeros({3, 8}), 1, 1);
+      },
+      {"adaptive_avg_pool2d", "[3, 8]"});
+  expect_error([&] { adaptive_avg_pool2d(x, 0, 2); }, {"adaptive_avg_pool2d", "[2, 3, 8, 8]"});
+  expect_error([&] { adaptive_avg_pool2d(x, 2, -1); }, {"adaptive_avg_pool2d", "[2, 3, 8, 8]"});
 }
 
 TEST(ShapeErrors, BatchNormNamesOpAndShapes) {
   Tensor x = Tensor::zeros({2, 3, 4, 4});
   Tensor c3 = Tensor::zeros({3}), c4 = Tensor::zeros({4});
   const std::string op = "batch_norm";
-  expect_error({op, "weight", "[4]", "[2, 3, 4, 4]"}, [&] { batch_norm(x, c4, c3, c3, c3, true); });
-  expect_error({op, "bias", "[4]", "[2, 3, 4, 4]"}, [&] { batch_norm(x, c3, c4, c3, c3, true); });
-  expect_error({op, "running_mean", "[4]", "[2, 3, 4, 4]"},
-               [&] { batch_norm(x, c3, c3, c4, c3, false); });
-  expect_error({op, "running_var", "[3, 1]", "[2, 3, 4, 4]"}, [&] {
-    batch_norm(x, c3, c3, c3, Tensor::zeros({3, 1}), false);
-  });
-  expect_error({op, "[6]"},
-               [&] { batch_norm(Tensor::zeros({6}), Tensor(), Tensor(), c3, c3, true); });
-  expect_error({op, "[2, 3, 4, 4, 2]"}, [&] {
-    batch_norm(Tensor::zeros({2, 3, 4, 4, 2}), Tensor(), Tensor(), c3, c3, true);
-  });
+  expect_error([&] { batch_norm(x, c4, c3, c3, c3, true); }, {op, "weight", "[4]", "[2, 3, 4, 4]"});
+  expect_error([&] { batch_norm(x, c3, c4, c3, c3, true); }, {op, "bias", "[4]", "[2, 3, 4, 4]"});
+  expect_error([&] { batch_norm(x, c3, c3, c4, c3, false); },
+               {op, "running_mean", "[4]", "[2, 3, 4, 4]"});
+  expect_error(
+      [&] {
+        batch_norm(x, c3, c3, c3, Tensor::zeros({3, 1}), false);
+      },
+      {op, "running_var", "[3, 1]", "[2, 3, 4, 4]"});
+  expect_error([&] { batch_norm(Tensor::zeros({6}), Tensor(), Tensor(), c3, c3, true); },
+               {op, "[6]"});
+  expect_error(
+      [&] {
+        batch_norm(Tensor::zeros({2, 3, 4, 4, 2}), Tensor(), Tensor(), c3, c3, true);
+      },
+      {op, "[2, 3, 4, 4, 2]"});
   // PyTorch's rule: a channel of one value has no variance to normalise by.
-  expect_error({op, "more than 1 value per channel", "[1, 3]"}, [&] {
-    batch_norm(Tensor::zeros({1, 3}), c3, c3, c3, c3, true);
-  });
-  expect_error({op, "more than 1 value per channel", "[1, 3, 1, 1]"}, [&] {
-    batch_norm(Tensor::zeros({1, 3, 1, 1}), c3, c3, c3, c3, true);
-  });
+  expect_error(
+      [&] {
+        batch_norm(Tensor::zeros({1, 3}), c3, c3, c3, c3, true);
+      },
+      {op, "more than 1 value per channel", "[1, 3]"});
+  expect_error(
+      [&] {
+        batch_norm(Tensor::zeros({1, 3, 1, 1}), c3, c3, c3, c3, true);
+      },
+      {op, "more than 1 value per channel", "[1, 3, 1, 1]"});
   EXPECT_NO_THROW(batch_norm(Tensor::zeros({1, 3}), c3, c3, c3, Tensor::full({3}, 1.f), false));
-  expect_error({op, "eval", "[2, 3, 4, 4]"},
-               [&] { batch_norm(x, c3, c3, Tensor(), Tensor(), false); });
-  expect_error({op, "f32", "[2, 3, 4, 4]"}, [&] {
-    batch_norm(Tensor::zeros({2, 3, 4, 4}, DType::I64), c3, c3, c3, c3, true);
-  });
-  expect_error({op, "eps", "[2, 3, 4, 4]"},
-               [&] { batch_norm(x, c3, c3, c3, c3, true, 0.1f, -1e-5f); });
-  expect_error({op, "momentum", "[2, 3, 4, 4]"},
-               [&] { batch_norm(x, c3, c3, c3, c3, true, 1.5f); });
+  expect_error([&] { batch_norm(x, c3, c3, Tensor(), Tensor(), false); },
+               {op, "eval", "[2, 3, 4, 4]"});
+  expect_error(
+      [&] {
+        batch_norm(Tensor::zeros({2, 3, 4, 4}, DType::I64), c3, c3, c3, c3, true);
+      },
+      {op, "f32", "[2, 3, 4, 4]"});
+  expect_error([&] { batch_norm(x, c3, c3, c3, c3, true, 0.1f, -1e-5f); },
+               {op, "eps", "[2, 3, 4, 4]"});
+  expect_error([&] { batch_norm(x, c3, c3, c3, c3, true, 1.5f); },
+               {op, "momentum", "[2, 3, 4, 4]"});
 }
 
 TEST(ShapeErrors, DropoutNamesOpAndShapes) {
   Tensor x = Tensor::zeros({2, 5});
   Generator gen(0);
   for (float p : {-0.1f, 1.5f, std::numeric_limits<float>::quiet_NaN()}) {
-    expect_error({"dropout", "p must be in [0, 1]", "[2, 5]"}, [&] { dropout(x, p, true, gen); });
+    expect_error([&] { dropout(x, p, true, gen); }, {"dropout", "p must be in [0, 1]", "[2, 5]"});
     // A bad p is an error whether or not the module is training.
-    expect_error({"dropout", "[2, 5]"}, [&] { dropout(x, p, false, gen); });
+    expect_error([&] { dropout(x, p, false, gen); }, {"dropout", "[2, 5]"});
   }
-  expect_error({"dropout", "f32", "[2, 5]"}, [&] {
-    dropout(Tensor::zeros({2, 5}, DType::I64), 0.5f, true, gen);
-  });
+  expect_error(
+      [&] {
+        dropout(Tensor::zeros({2, 5}, DType::I64), 0.5f, true, gen);
+      },
+      {"dropout", "f32", "[2, 5]"});
   EXPECT_EQ(gen.offset(), 0u);
 }
 

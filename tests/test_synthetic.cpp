@@ -19,8 +19,10 @@
 #include "data/image.h"
 #include "data/synthetic.h"
 #include "engine/error.h"
+#include "tests/testing.h"
 
 namespace {
+using engine::testing::expect_error;
 
 namespace fs = std::filesystem;
 using data::Image;
@@ -57,18 +59,6 @@ std::vector<std::string> files_in(const fs::path& dir) {
     if (e.is_regular_file()) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
-}
-
-// Expects f() to throw engine::Error whose message contains `needle`.
-template <typename F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no engine::Error thrown; expected one mentioning '" << needle << "'";
-  } catch (const engine::Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-        << "message '" << e.what() << "' does not mention '" << needle << "'";
-  }
 }
 
 // 4x4 colour thumbnail (48 values) plus mean horizontal and vertical gradient magnitudes.
@@ -147,10 +137,10 @@ TEST(SyntheticScene, ClassesAreSeparableByNearestClassMean) {
 }
 
 TEST(SyntheticScene, RejectsBadClassOrSize) {
-  expect_error([] { data::draw_scene(-1, 0); }, "class index");
-  expect_error([] { data::draw_scene(6, 0); }, "class index");
-  expect_error([] { data::draw_scene(0, 0, 7); }, "size");
-  expect_error([] { data::draw_scene(0, 0, 4097); }, "size");
+  expect_error([] { data::draw_scene(-1, 0); }, {"class index"});
+  expect_error([] { data::draw_scene(6, 0); }, {"class index"});
+  expect_error([] { data::draw_scene(0, 0, 7); }, {"size"});
+  expect_error([] { data::draw_scene(0, 0, 4097); }, {"size"});
 }
 
 TEST(SyntheticEncode, JpegAndPngStreamsAreWellFormed) {
@@ -162,14 +152,14 @@ TEST(SyntheticEncode, JpegAndPngStreamsAreWellFormed) {
   ASSERT_GT(png.size(), 8u);
   EXPECT_TRUE(std::equal(signature, signature + 8, png.begin()));
 
-  expect_error([&] { data::encode_jpeg(img, 0); }, "quality");
-  expect_error([&] { data::encode_jpeg(img, 101); }, "quality");
-  expect_error([] { data::encode_png(Image()); }, "empty image");
-  expect_error([] { data::encode_jpeg(Image(), 90); }, "empty image");
+  expect_error([&] { data::encode_jpeg(img, 0); }, {"quality"});
+  expect_error([&] { data::encode_jpeg(img, 101); }, {"quality"});
+  expect_error([] { data::encode_png(Image()); }, {"empty image"});
+  expect_error([] { data::encode_jpeg(Image(), 90); }, {"empty image"});
   Image bad(4, 4);
   bad.pixels.pop_back();
-  expect_error([&] { data::encode_png(bad); }, "pixel buffer");
-  expect_error([&] { data::encode_jpeg(bad, 90); }, "pixel buffer");
+  expect_error([&] { data::encode_png(bad); }, {"pixel buffer"});
+  expect_error([&] { data::encode_jpeg(bad, 90); }, {"pixel buffer"});
 }
 
 TEST(SyntheticDataset, WritesTheKaggleLayout) {
@@ -246,12 +236,12 @@ TEST(SyntheticDataset, RefusesToWriteIntoAUsersDirectory) {
   o.train_per_class = o.test_per_class = 1;
   o.pred_count = 0;
   o.size = 16;
-  expect_error([&] { data::make_synthetic_dataset(o); }, o.out_dir);
+  expect_error([&] { data::make_synthetic_dataset(o); }, {o.out_dir});
   EXPECT_EQ(files_in(tmp.path / "photos"), std::vector<std::string>{"holiday.jpg"});
 
   std::ofstream(tmp.path / "a_file") << "x";
   o.out_dir = (tmp.path / "a_file").string();
-  expect_error([&] { data::make_synthetic_dataset(o); }, "not a directory");
+  expect_error([&] { data::make_synthetic_dataset(o); }, {"not a directory"});
 
   // An empty directory is fine.
   fs::create_directories(tmp.path / "empty");
@@ -268,7 +258,7 @@ TEST(SyntheticDataset, RejectsBadOptions) {
     return o;
   };
   auto expect_rejected = [&](data::SyntheticOptions o, const std::string& option) {
-    expect_error([&] { data::make_synthetic_dataset(o); }, option);
+    expect_error([&] { data::make_synthetic_dataset(o); }, {option});
   };
   auto o = base();
   o.train_per_class = 0;

@@ -1,6 +1,6 @@
 // Helpers of the `cuda` test tier: the skip rule (every test that needs a GPU opens with
 // ENGINE_REQUIRE_CUDA(), which skips with the reason when none answers), fresh random inputs,
-// NaN-poisoned outputs, and the comparison max|ours - ref| / max|ref| against the CPU kernel.
+// NaN-poisoned outputs; comparisons come from tests/testing.h.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -14,6 +14,7 @@
 #include "engine/random.h"
 #include "engine/tensor.h"
 #include "kernels/cuda/cuda_util.h"
+#include "tests/testing.h"
 
 namespace engine::testing {
 
@@ -61,20 +62,6 @@ inline Tensor poisoned_cuda(int64_t n) {
                              Device::cuda());
 }
 
-// max|ours - ref| / max|ref| (1 when ref is all zeros); infinity when ours has a NaN or inf where
-// ref is finite. Either tensor may live on any device.
-inline double rel_err(const Tensor& ours, const Tensor& ref) {
-  if (ours.shape() != ref.shape()) return INFINITY;
-  const std::vector<float> a = ours.to_vector(), b = ref.to_vector();
-  double diff = 0, mag = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i]) && std::isfinite(b[i])) return INFINITY;
-    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
-    mag = std::max(mag, std::abs(static_cast<double>(b[i])));
-  }
-  return diff / (mag > 0 ? mag : 1.0);
-}
-
 }  // namespace engine::testing
 
 #define ENGINE_REQUIRE_CUDA()                                   \
@@ -83,6 +70,3 @@ inline double rel_err(const Tensor& ours, const Tensor& ref) {
     if (!::engine::testing::cuda_ready(&engine_why_))           \
       GTEST_SKIP() << "no usable CUDA device: " << engine_why_; \
   } while (0)
-
-#define EXPECT_CUDA_CLOSE(ours, ref, tol) \
-  EXPECT_LE(::engine::testing::rel_err((ours), (ref)), (tol)) << "comparing " #ours " to " #ref

@@ -37,7 +37,6 @@ Tensor poisoned_cpu(const Shape& shape) {
       shape, std::vector<float>(shape_numel(shape), std::numeric_limits<float>::quiet_NaN()));
 }
 
-
 // Fresh per call: the seed mixes a per-test salt with the shape.
 Tensor randn(const Shape& shape, uint64_t salt, float mean = 0.f, float stddev = 1.f) {
   return fast_randn(shape, salt * 7919, mean, stddev);
@@ -93,12 +92,12 @@ TEST(CudaBatchNorm, TrainForwardMatchesCpu) {
         Tensor rm = running ? gpu(rm0) : Tensor(), rv = running ? gpu(rv0) : Tensor();
         gpu_k().batch_norm_forward_train(xd, gpu(w), gpu(b), y, mean, invstd, rm, rv, kMomentum,
                                          kEps);
-        EXPECT_CUDA_CLOSE(y, y_ref, kTol);
-        EXPECT_CUDA_CLOSE(mean, mean_ref, kTol);
-        EXPECT_CUDA_CLOSE(invstd, invstd_ref, kTol);
+        EXPECT_CLOSE(y, y_ref, kTol);
+        EXPECT_CLOSE(mean, mean_ref, kTol);
+        EXPECT_CLOSE(invstd, invstd_ref, kTol);
         if (running) {
-          EXPECT_CUDA_CLOSE(rm, rm_ref, kTol);
-          EXPECT_CUDA_CLOSE(rv, rv_ref, kTol);
+          EXPECT_CLOSE(rm, rm_ref, kTol);
+          EXPECT_CLOSE(rv, rv_ref, kTol);
         }
       }
     }
@@ -122,7 +121,7 @@ TEST(CudaBatchNorm, EvalForwardMatchesCpu) {
       cpu_k().batch_norm_forward_eval(x, w, b, rm, rv, y_ref, kEps);
       Tensor y = poisoned(tc.shape);
       gpu_k().batch_norm_forward_eval(xd, gpu(w), gpu(b), gpu(rm), gpu(rv), y, kEps);
-      EXPECT_CUDA_CLOSE(y, y_ref, kTol);
+      EXPECT_CLOSE(y, y_ref, kTol);
     }
   }
 }
@@ -165,13 +164,13 @@ TEST(CudaBatchNorm, BackwardMatchesCpu) {
           Tensor gb = want_gb ? poisoned({c}) : Tensor();
           gpu_k().batch_norm_backward(gyd, xd, wd, mean_d, invstd_d, training, gx, gw, gb);
           if (want_gx) {
-            EXPECT_CUDA_CLOSE(gx, gx_ref, kTol);
+            EXPECT_CLOSE(gx, gx_ref, kTol);
           }
           if (want_gw) {
-            EXPECT_CUDA_CLOSE(gw, gw_ref, kTol);
+            EXPECT_CLOSE(gw, gw_ref, kTol);
           }
           if (want_gb) {
-            EXPECT_CUDA_CLOSE(gb, gb_ref, kTol);
+            EXPECT_CLOSE(gb, gb_ref, kTol);
           }
         }
       }
@@ -225,7 +224,7 @@ TEST(CudaBatchNorm, OpOnCudaTensorsMatchesCpu) {
   }
   for (int i = 0; i < 4; ++i) {
     SCOPED_TRACE("output " + std::to_string(i));
-    EXPECT_CUDA_CLOSE(outputs[1][i], outputs[0][i], kTol);
+    EXPECT_CLOSE(outputs[1][i], outputs[0][i], kTol);
   }
 }
 

@@ -53,7 +53,7 @@ void check_concat(const std::vector<Shape>& parts, int64_t dim, uint64_t seed) {
   cpu_k().concat_forward(xs, dim, y_ref);
   Tensor y = poisoned(out);
   gpu_k().concat_forward(xs_gpu, dim, y);
-  EXPECT_CUDA_CLOSE(y, y_ref, 0.0);
+  EXPECT_CLOSE(y, y_ref, 0.0);
 
   Tensor gy = randn(out, seed++);
   std::vector<Tensor> gx_ref, gx;
@@ -65,7 +65,7 @@ void check_concat(const std::vector<Shape>& parts, int64_t dim, uint64_t seed) {
   gpu_k().concat_backward(gy.to(Device::cuda()), dim, gx);
   for (size_t i = 0; i < parts.size(); ++i) {
     SCOPED_TRACE("part " + std::to_string(i));
-    EXPECT_CUDA_CLOSE(gx[i], gx_ref[i], 0.0);
+    EXPECT_CLOSE(gx[i], gx_ref[i], 0.0);
   }
 }
 
@@ -122,8 +122,8 @@ TEST(CudaCrossEntropy, ForwardMatchesCpu) {
     gpu_k().cross_entropy_forward(logits.to(Device::cuda()), targets.to(Device::cuda()),
                                   k.weighted ? weight.to(Device::cuda()) : Tensor(), k.smoothing,
                                   loss, probs);
-    EXPECT_CUDA_CLOSE(loss, loss_ref, 1e-5);
-    EXPECT_CUDA_CLOSE(probs, probs_ref, 1e-5);
+    EXPECT_CLOSE(loss, loss_ref, 1e-5);
+    EXPECT_CLOSE(probs, probs_ref, 1e-5);
   }
 }
 
@@ -149,7 +149,7 @@ TEST(CudaCrossEntropy, BackwardMatchesCpu) {
     gpu_k().cross_entropy_backward(probs.to(Device::cuda()), targets.to(Device::cuda()),
                                    k.weighted ? weight.to(Device::cuda()) : Tensor(), k.smoothing,
                                    grad_loss, g);
-    EXPECT_CUDA_CLOSE(g, g_ref, 1e-5);
+    EXPECT_CLOSE(g, g_ref, 1e-5);
   }
 }
 

@@ -94,7 +94,7 @@ void check_forward(const Case& c, bool bias, uint64_t seed) {
   cpu_k().conv2d_forward(x, w, b, ref, c.p);
   Tensor y = poisoned(y_shape(c));
   gpu_k().conv2d_forward(on_gpu(x), on_gpu(w), on_gpu(b), y, c.p);
-  EXPECT_CUDA_CLOSE(y, ref, kTolForward);
+  EXPECT_CLOSE(y, ref, kTolForward);
 }
 
 void check_backward_data(const Case& c, uint64_t seed) {
@@ -104,7 +104,7 @@ void check_backward_data(const Case& c, uint64_t seed) {
   cpu_k().conv2d_backward_data(gy, w, ref, c.p);
   Tensor gx = poisoned(x_shape(c));
   gpu_k().conv2d_backward_data(on_gpu(gy), on_gpu(w), gx, c.p);
-  EXPECT_CUDA_CLOSE(gx, ref, kTolData);
+  EXPECT_CLOSE(gx, ref, kTolData);
 }
 
 // want_w / want_b: which of gw and gb are asked for (the other stays undefined).
@@ -118,10 +118,10 @@ void check_backward_weight(const Case& c, bool want_w, bool want_b, uint64_t see
   Tensor gb = want_b ? poisoned({c.cout}) : Tensor();
   gpu_k().conv2d_backward_weight(on_gpu(gy), on_gpu(x), gw, gb, c.p);
   if (want_w) {
-    EXPECT_CUDA_CLOSE(gw, gw_ref, kTolWeight);
+    EXPECT_CLOSE(gw, gw_ref, kTolWeight);
   }
   if (want_b) {
-    EXPECT_CUDA_CLOSE(gb, gb_ref, kTolBias);
+    EXPECT_CLOSE(gb, gb_ref, kTolBias);
   }
 }
 
@@ -208,10 +208,10 @@ TEST(CudaConv2d, OpAndAutogradMatchCpu) {
   };
   const Result ref = run(Device::cpu()), ours = run(Device::cuda());
   EXPECT_TRUE(ours.y.device().is_cuda());
-  EXPECT_CUDA_CLOSE(ours.y, ref.y, kTolForward);
-  EXPECT_CUDA_CLOSE(ours.gx, ref.gx, kTolData);
-  EXPECT_CUDA_CLOSE(ours.gw, ref.gw, kTolWeight);
-  EXPECT_CUDA_CLOSE(ours.gb, ref.gb, kTolBias);
+  EXPECT_CLOSE(ours.y, ref.y, kTolForward);
+  EXPECT_CLOSE(ours.gx, ref.gx, kTolData);
+  EXPECT_CLOSE(ours.gw, ref.gw, kTolWeight);
+  EXPECT_CLOSE(ours.gb, ref.gb, kTolBias);
 }
 
 }  // namespace

@@ -15,7 +15,6 @@ using testing::fast_randn;
 using testing::poisoned_cuda;
 using testing::test_sizes;
 
-
 constexpr float kRates[] = {0.1f, 0.5f, 0.9f};
 constexpr uint64_t kOffsets[] = {0, 1, 2, 3, 1000, (uint64_t{1} << 32) + 6};
 

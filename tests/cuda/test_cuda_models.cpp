@@ -21,16 +21,7 @@
 namespace engine {
 namespace {
 
-double cosine(const Tensor& a, const Tensor& b) {
-  const std::vector<float> x = a.to_vector(), y = b.to_vector();
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    ab += double{x[i]} * y[i];
-    aa += double{x[i]} * x[i];
-    bb += double{y[i]} * y[i];
-  }
-  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
-}
+using testing::cosine;
 
 double max_abs(const Tensor& t) {
   double m = 0;
@@ -98,9 +89,9 @@ TEST_P(CudaModelStep, MatchesCpuStep) {
   BackendScope scope(backend);
   const StepResult got = train_step(variant, Device::cuda(), x, y);
 
-  EXPECT_CUDA_CLOSE(got.logits, ref.logits, 1e-4);
-  EXPECT_CUDA_CLOSE(got.loss, ref.loss, 1e-4);
-  EXPECT_CUDA_CLOSE(got.loss_after, ref.loss_after, 1e-3);
+  EXPECT_CLOSE(got.logits, ref.logits, 1e-4);
+  EXPECT_CLOSE(got.loss, ref.loss, 1e-4);
+  EXPECT_CLOSE(got.loss_after, ref.loss_after, 1e-3);
   ASSERT_EQ(got.grads.size(), ref.grads.size());
   for (size_t i = 0; i < ref.grads.size(); ++i) {
     const auto& [name, g_ref] = ref.grads[i];

@@ -20,7 +20,6 @@ using testing::fast_randn;
 
 using testing::test_sizes;
 
-
 Tensor random_tensor(int64_t n, uint64_t seed, float stddev = 1.f) {
   return fast_randn({n}, seed, 0.f, stddev);
 }
@@ -56,7 +55,7 @@ Tensor nans(int64_t n) {
 void expect_close(const Pair& p, const char* what) {
   if (!p.cpu.defined()) return;
   SCOPED_TRACE(what);
-  EXPECT_CUDA_CLOSE(p.gpu, p.cpu, kTol);
+  EXPECT_CLOSE(p.gpu, p.cpu, kTol);
 }
 
 // A fresh gradient per (size, step, configuration).

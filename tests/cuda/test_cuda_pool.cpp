@@ -178,13 +178,13 @@ TEST(CudaPool, AvgPoolMatchesCpu) {
       cpu_k().avg_pool2d_forward(x, y_ref, c.p);
       Tensor y = poisoned(out);
       gpu_k().avg_pool2d_forward(x.to(Device::cuda()), y, c.p);
-      EXPECT_CUDA_CLOSE(y, y_ref, 1e-6);
+      EXPECT_CLOSE(y, y_ref, 1e-6);
 
       Tensor gx_ref = Tensor::empty(c.x);
       cpu_k().avg_pool2d_backward(gy, gx_ref, c.p);
       Tensor gx = poisoned(c.x);
       gpu_k().avg_pool2d_backward(gy.to(Device::cuda()), gx, c.p);
-      EXPECT_CUDA_CLOSE(gx, gx_ref, 1e-6);
+      EXPECT_CLOSE(gx, gx_ref, 1e-6);
     }
   }
 }
@@ -221,13 +221,13 @@ TEST(CudaPool, AdaptiveAvgPoolMatchesCpu) {
     cpu_k().adaptive_avg_pool2d_forward(x, y_ref);
     Tensor y = poisoned(out);
     gpu_k().adaptive_avg_pool2d_forward(x.to(Device::cuda()), y);
-    EXPECT_CUDA_CLOSE(y, y_ref, 1e-6);
+    EXPECT_CLOSE(y, y_ref, 1e-6);
 
     Tensor gx_ref = Tensor::empty(a.x);
     cpu_k().adaptive_avg_pool2d_backward(gy, gx_ref);
     Tensor gx = poisoned(a.x);
     gpu_k().adaptive_avg_pool2d_backward(gy.to(Device::cuda()), gx);
-    EXPECT_CUDA_CLOSE(gx, gx_ref, 1e-6);
+    EXPECT_CLOSE(gx, gx_ref, 1e-6);
   }
 }
 

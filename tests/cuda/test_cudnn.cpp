@@ -152,7 +152,7 @@ TEST(Cudnn, ConvForwardMatchesCpu) {
       cpu().conv2d_forward(x, w, b, ref, c.p);
       Tensor y = poisoned(ys);
       dnn().conv2d_forward(on_cuda(x), on_cuda(w), on_cuda(b), y, c.p);
-      EXPECT_CUDA_CLOSE(y, ref, 1e-4);
+      EXPECT_CLOSE(y, ref, 1e-4);
     }
   }
 }
@@ -167,7 +167,7 @@ TEST(Cudnn, ConvBackwardDataMatchesCpu) {
     cpu().conv2d_backward_data(gy, w, ref, c.p);
     Tensor gx = poisoned(c.x);
     dnn().conv2d_backward_data(on_cuda(gy), on_cuda(w), gx, c.p);
-    EXPECT_CUDA_CLOSE(gx, ref, 1e-4);
+    EXPECT_CLOSE(gx, ref, 1e-4);
   }
 }
 
@@ -187,10 +187,10 @@ TEST(Cudnn, ConvBackwardWeightMatchesCpu) {
       Tensor gb = which != 1 ? poisoned({c.w[0]}) : Tensor();
       dnn().conv2d_backward_weight(on_cuda(gy), on_cuda(x), gw, gb, c.p);
       if (gw.defined()) {
-        EXPECT_CUDA_CLOSE(gw, ref_w, 1e-4);
+        EXPECT_CLOSE(gw, ref_w, 1e-4);
       }
       if (gb.defined()) {
-        EXPECT_CUDA_CLOSE(gb, ref_b, 1e-4);
+        EXPECT_CLOSE(gb, ref_b, 1e-4);
       }
     }
   }
@@ -226,8 +226,8 @@ TEST(Cudnn, ConvAlgorithmIsFoundOncePerShape) {
   Tensor y2 = poisoned(ys);
   dnn().conv2d_forward(xd, wd, Tensor(), y2, c.p);
   EXPECT_EQ(conv_algo_cache_size(), before + 1) << "the second call should hit the cache";
-  EXPECT_CUDA_CLOSE(y1, ref, 1e-4);
-  EXPECT_CUDA_CLOSE(y2, ref, 1e-4);
+  EXPECT_CLOSE(y1, ref, 1e-4);
+  EXPECT_CLOSE(y2, ref, 1e-4);
 
   // The TF32 setting is part of the key: switching it on finds (and caches) again.
   Tensor y3 = poisoned(ys);
@@ -236,7 +236,7 @@ TEST(Cudnn, ConvAlgorithmIsFoundOncePerShape) {
     dnn().conv2d_forward(xd, wd, Tensor(), y3, c.p);
   }
   EXPECT_EQ(conv_algo_cache_size(), before + 2);
-  EXPECT_CUDA_CLOSE(y3, ref, 1e-2);
+  EXPECT_CLOSE(y3, ref, 1e-2);
 }
 
 // ---- linear ----
@@ -259,7 +259,7 @@ TEST(Cudnn, LinearForwardMatchesCpu) {
       cpu().linear_forward(x, w, b, ref);
       Tensor y = poisoned({c.n, c.out});
       dnn().linear_forward(on_cuda(x), on_cuda(w), on_cuda(b), y);
-      EXPECT_CUDA_CLOSE(y, ref, 1e-5);
+      EXPECT_CLOSE(y, ref, 1e-5);
     }
   }
 }
@@ -276,7 +276,7 @@ TEST(Cudnn, LinearBackwardMatchesCpu) {
     cpu().linear_backward_data(gy, w, ref_x);
     Tensor gx = poisoned({c.n, c.in});
     dnn().linear_backward_data(on_cuda(gy), on_cuda(w), gx);
-    EXPECT_CUDA_CLOSE(gx, ref_x, 1e-5);
+    EXPECT_CLOSE(gx, ref_x, 1e-5);
 
     Tensor ref_w = Tensor::empty({c.out, c.in}), ref_b = Tensor::empty({c.out});
     cpu().linear_backward_weight(gy, x, ref_w, ref_b);
@@ -285,10 +285,10 @@ TEST(Cudnn, LinearBackwardMatchesCpu) {
       Tensor gb = which != 1 ? poisoned({c.out}) : Tensor();
       dnn().linear_backward_weight(on_cuda(gy), on_cuda(x), gw, gb);
       if (gw.defined()) {
-        EXPECT_CUDA_CLOSE(gw, ref_w, 1e-5);
+        EXPECT_CLOSE(gw, ref_w, 1e-5);
       }
       if (gb.defined()) {
-        EXPECT_CUDA_CLOSE(gb, ref_b, 1e-5);
+        EXPECT_CLOSE(gb, ref_b, 1e-5);
       }
     }
   }
@@ -344,8 +344,8 @@ TEST(Cudnn, AvgPoolMatchesCpu) {
     Tensor y = poisoned(ys), gx = poisoned(c.x);
     dnn().avg_pool2d_forward(on_cuda(x), y, c.p);
     dnn().avg_pool2d_backward(on_cuda(gy), gx, c.p);
-    EXPECT_CUDA_CLOSE(y, ref, 1e-6);
-    EXPECT_CUDA_CLOSE(gx, ref_gx, 1e-6);
+    EXPECT_CLOSE(y, ref, 1e-6);
+    EXPECT_CLOSE(gx, ref_gx, 1e-6);
   }
 }
 
@@ -371,8 +371,8 @@ TEST(Cudnn, AdaptiveAvgPoolMatchesCpu) {
     Tensor y = poisoned(c.y), gx = poisoned(c.x);
     dnn().adaptive_avg_pool2d_forward(on_cuda(x), y);
     dnn().adaptive_avg_pool2d_backward(on_cuda(gy), gx);
-    EXPECT_CUDA_CLOSE(y, ref, 1e-6);
-    EXPECT_CUDA_CLOSE(gx, ref_gx, 1e-6);
+    EXPECT_CLOSE(y, ref, 1e-6);
+    EXPECT_CLOSE(gx, ref_gx, 1e-6);
   }
 }
 
@@ -405,14 +405,14 @@ TEST(Cudnn, BatchNormTrainForwardMatchesCpu) {
       Tensor rm = on_cuda(rm0), rv = on_cuda(rv0);
       dnn().batch_norm_forward_train(on_cuda(x), on_cuda(w), on_cuda(b), y, mean, inv, rm, rv,
                                      momentum, eps);
-      EXPECT_CUDA_CLOSE(y, ref, 1e-5);
-      EXPECT_CUDA_CLOSE(mean, ref_mean, 1e-5);
-      EXPECT_CUDA_CLOSE(inv, ref_inv, 1e-5);
+      EXPECT_CLOSE(y, ref, 1e-5);
+      EXPECT_CLOSE(mean, ref_mean, 1e-5);
+      EXPECT_CLOSE(inv, ref_inv, 1e-5);
       if (rm.defined()) {
-        EXPECT_CUDA_CLOSE(rm, ref_rm, 1e-5);
+        EXPECT_CLOSE(rm, ref_rm, 1e-5);
       }
       if (rv.defined()) {
-        EXPECT_CUDA_CLOSE(rv, ref_rv, 1e-5);
+        EXPECT_CLOSE(rv, ref_rv, 1e-5);
       }
     }
   }
@@ -436,7 +436,7 @@ TEST(Cudnn, BatchNormEvalForwardMatchesCpu) {
       Tensor y = poisoned(s);
       dnn().batch_norm_forward_eval(on_cuda(x), on_cuda(w), on_cuda(b), on_cuda(rm), on_cuda(rv), y,
                                     1e-5f);
-      EXPECT_CUDA_CLOSE(y, ref, 1e-5);
+      EXPECT_CLOSE(y, ref, 1e-5);
     }
   }
 }
@@ -473,13 +473,13 @@ TEST(Cudnn, BatchNormBackwardMatchesCpu) {
         dnn().batch_norm_backward(on_cuda(gy), on_cuda(x), on_cuda(w), on_cuda(mean),
                                   on_cuda(invstd), training, gx, gw, gb);
         if (gx.defined()) {
-          EXPECT_CUDA_CLOSE(gx, ref_x, 1e-4);
+          EXPECT_CLOSE(gx, ref_x, 1e-4);
         }
         if (gw.defined()) {
-          EXPECT_CUDA_CLOSE(gw, ref_w, 1e-4);
+          EXPECT_CLOSE(gw, ref_w, 1e-4);
         }
         if (gb.defined()) {
-          EXPECT_CUDA_CLOSE(gb, ref_b, 1e-4);
+          EXPECT_CLOSE(gb, ref_b, 1e-4);
         }
       }
     }
@@ -502,7 +502,7 @@ TEST(Cudnn, ActivationForwardMatchesCpu) {
       Tensor y = testing::poisoned_cuda(n);
       dnn().activation_forward(a, on_cuda(x), y);
       const bool exact = a == Activation::ReLU || a == Activation::ReLU6;
-      EXPECT_CUDA_CLOSE(y, ref, exact ? 0.0 : 1e-5);
+      EXPECT_CLOSE(y, ref, exact ? 0.0 : 1e-5);
     }
   }
 }
@@ -522,7 +522,7 @@ TEST(Cudnn, ActivationBackwardMatchesCpu) {
       cpu().activation_backward(a, y, gy, ref);
       Tensor gx = testing::poisoned_cuda(n);
       dnn().activation_backward(a, on_cuda(y), on_cuda(gy), gx);
-      EXPECT_CUDA_CLOSE(gx, ref, 2e-6);
+      EXPECT_CLOSE(gx, ref, 2e-6);
     }
   }
 }
