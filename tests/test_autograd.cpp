@@ -18,15 +18,17 @@ TEST(Autograd, GradientsAccumulateAcrossBackwardCalls) {
 }
 
 TEST(Autograd, SharedInputSumsBothPaths) {
-  // y = W x used twice through a reshape: dW gets both contributions.
+  // h = W x feeds two paths, y = 2 h and z = 5 h, and loss = y + z: dL/dh = 2 + 5, so
+  // dW = 7 x = {35, 49}. Either path alone would give 2 x = {10, 14} or 5 x = {25, 35}.
   Tensor w = Tensor::from_vector({1, 2}, {2, 3}).set_requires_grad(true);
   Tensor x = Tensor::from_vector({1, 2}, {5, 7});
-  Tensor h = linear(x, w, Tensor());             // [1,1] = 31
-  Tensor z = linear(h.reshape({1, 1}), Tensor::from_vector({1, 1}, {1}), Tensor());
+  Tensor h = linear(x, w, Tensor());  // [1,1] = 31
   Tensor y = linear(h, Tensor::from_vector({1, 1}, {2}), Tensor());
-  (void)z;
-  y.backward(Tensor::from_vector({1, 1}, {1}));
-  EXPECT_EQ(w.grad().to_vector(), (std::vector<float>{10, 14}));
+  Tensor z = linear(h.reshape({1, 1}), Tensor::from_vector({1, 1}, {5}), Tensor());
+  Tensor loss = add(y, z);
+  EXPECT_EQ(loss.to_vector(), (std::vector<float>{7 * 31}));
+  loss.backward(Tensor::from_vector({1, 1}, {1}));
+  EXPECT_EQ(w.grad().to_vector(), (std::vector<float>{35, 49}));
 }
 
 // Module::set_backend runs a layer's forward under a BackendScope; its backward must run on the
