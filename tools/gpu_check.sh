@@ -145,6 +145,8 @@ if command -v compute-sanitizer > /dev/null && (( $(left) > 90 )); then
 fi
 
 echo "gpu_check: stages done in $(( $(date +%s) - T0 )) s"
-python3 tools/gpu_report.py "$REPORT"  # reads raw/, writes report.md and report.json, prints the table
+# Reads raw/, writes report.md and report.json, prints the table; fails when its verdict does (a
+# failed test, or a cuda test skipped here for a reason not listed as expected: see gpu_report.py).
+python3 tools/gpu_report.py "$REPORT" || tests_rc=1
 tar -czf "$REPORT/raw.tar.gz" -C "$REPORT" raw && rm -rf "$RAW"
 exit $tests_rc

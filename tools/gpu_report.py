@@ -7,11 +7,22 @@ targets: conv within 1.25x of cuDNN on the custom CNN shapes, depthwise faster t
 memory-bound kernels at >= 80% of the device copy's bandwidth, a training step on cudnn at least
 as fast as PyTorch (TF32 off) and on native within 1.5x of it.
 
-    python3 tools/gpu_report.py REPORT_DIR
+The verdict (first in report.md, `verdict` in report.json, the exit status) fails when a cuda test
+failed, a test suite's process did not finish cleanly, no test ran, or a test skipped for a reason
+not in EXPECTED_SKIPS: on the GPU machine the cuda tier must run, so a runtime that does not load
+(every test skipping with "no usable CUDA device") is a failure, not "0 failed". Every skipped
+test is listed with its reason (from the suite's log: gtest's JSON does not carry it).
+
+    python3 tools/gpu_report.py REPORT_DIR    # exit status 1 when the verdict is a failure
 """
 import json
 import os
 import sys
+
+
+# Skips that are right on a GPU, by a part of their reason: the cross-backend harness skips a slot
+# that engine/op_list.h declares missing on a backend (there is no kernel to run).
+EXPECTED_SKIPS = ["engine/op_list.h marks it missing on backend"]
 
 
 def load_json(path, default):
@@ -33,9 +44,27 @@ def read_stages(raw):
     return stages
 
 
+def skip_reasons(log_lines):
+    """{test: reason} from a gtest log: the message between a test's "[ RUN      ]" line and its
+    "[  SKIPPED ]" line, after the "file:line: Skipped" line."""
+    reasons, test, msg = {}, None, None
+    for line in log_lines:
+        if line.startswith("[ RUN      ] "):
+            test, msg = line[13:].strip(), None
+        elif line.startswith("[  SKIPPED ] ") and test:
+            reasons[test] = " ".join(m.strip() for m in msg or [] if m.strip()) or "no reason given"
+            test, msg = None, None
+        elif msg is not None:
+            msg.append(line)
+        elif test and line.rstrip().endswith(": Skipped"):
+            msg = []
+    return reasons
+
+
 def tests_summary(raw, stages):
-    """Every test of every suite's JSON; a suite whose process wrote none (it crashed or ran out
-    of time) is one FAILED row naming its log."""
+    """Every test of every suite's JSON, a skipped one with its reason from the suite's log; a
+    suite whose process wrote none (it crashed or ran out of time) is one FAILED row naming its
+    log."""
     rows = []
     for name in sorted(stages):
         if not name.startswith("test_"):
@@ -45,20 +74,40 @@ def tests_summary(raw, stages):
             rows.append({"test": name[5:] + ".*", "status": "FAILED", "time": "",
                          "message": f"no result ({stages[name]}); see raw/{name}.log"})
             continue
+        reasons = skip_reasons(read_lines(os.path.join(raw, name + ".log")))
         for suite in load_json(path, {"testsuites": []}).get("testsuites", []):
             for t in suite.get("testsuite", []):
+                test = f'{suite["name"]}.{t["name"]}'
+                row = {"test": test, "status": "passed", "time": t.get("time", ""), "message": ""}
                 if t.get("result") == "SKIPPED":
-                    status = "skipped"
+                    row["status"] = "skipped"
+                    row["message"] = reasons.get(test, f"reason not found in raw/{name}.log")
+                    row["expected_skip"] = any(p in row["message"] for p in EXPECTED_SKIPS)
                 elif t.get("failures"):
-                    status = "FAILED"
-                else:
-                    status = "passed"
-                msg = ""
-                if t.get("failures"):
-                    msg = t["failures"][0].get("failure", "").strip().replace("\n", " ")[:300]
-                rows.append({"test": f'{suite["name"]}.{t["name"]}', "status": status,
-                             "time": t.get("time", ""), "message": msg})
+                    row["status"] = "FAILED"
+                    row["message"] = t["failures"][0].get("failure", "").strip().replace("\n", " ")[:300]
+                rows.append(row)
     return rows
+
+
+def verdict(tests, stages, gpu):
+    """{"passed": bool, "reasons": [...]}: see the module's docstring."""
+    reasons = []
+    failed = [t for t in tests if t["status"] == "FAILED"]
+    unexpected = [t for t in tests if t["status"] == "skipped" and not t.get("expected_skip")]
+    unclean = [k for k, v in stages.items() if k.startswith("test_") and not v.startswith("rc=0")]
+    if not tests:
+        reasons.append("no cuda test ran")
+    if failed:
+        reasons.append(f"{len(failed)} cuda tests failed")
+    if unexpected:
+        reasons.append(f"{len(unexpected)} cuda tests skipped on the GPU run for a reason not "
+                       f"listed as expected (first: {unexpected[0]['test']}: "
+                       f"{unexpected[0]['message'][:160]}); nvidia-smi said: {gpu[:160]}")
+    if unclean:
+        reasons.append(f"test suites that did not finish cleanly: "
+                       f"{', '.join(f'{k[5:]} ({stages[k]})' for k in unclean[:5])}")
+    return {"passed": not reasons, "reasons": reasons}
 
 
 def read_lines(path):
@@ -111,13 +160,21 @@ def main():
              if line.strip().startswith("{")]
     gpu = "\n".join(read_lines(os.path.join(raw, "gpu.txt"))).strip() or "?"
 
-    md = [f"# gpu_check report\n\nGPU: {gpu}\n",
+    result = verdict(tests, stages, gpu)
+    verdict_line = ("passed" if result["passed"] else "FAILED: " + "; ".join(result["reasons"]))
+
+    md = [f"# gpu_check report\n\nVerdict: {verdict_line}\n\nGPU: {gpu}\n",
           f"## cuda tests\n\n{counts['passed']} passed, {counts['FAILED']} failed, "
           f"{counts['skipped']} skipped\n\nmemcheck: {memcheck}\n"]
     failed = [t for t in tests if t["status"] == "FAILED"]
+    skipped = [t for t in tests if t["status"] == "skipped"]
     if failed:
         md.append("| failed test | first failure |\n|---|---|")
         md += [f"| {t['test']} | {t['message']} |" for t in failed]
+    if skipped:
+        md.append("\n| skipped test | reason | expected on a GPU |\n|---|---|---|")
+        md += [f"| {t['test']} | {t['message']} | {'yes' if t['expected_skip'] else 'NO'} |"
+               for t in skipped]
     md.append("\n## machine (probe.txt: what it has of the engine's build dependencies)\n")
     md += [f"- {line}" for line in read_lines(os.path.join(raw, "probe.txt"))]
     md.append("\n## stages\n")
@@ -167,7 +224,9 @@ def main():
     md += [f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3], 0)} | {fmt(r[4], 0)} | "
            f"{fmt(r[5], 2)} |" for r in mem_rows]
     mem_ok = sum(1 for r in mem_rows if r[5] and r[5] >= 0.8)
-    md.append(f"\nAt >= 80% of the copy bandwidth: {mem_ok} of {len(mem_rows)}\n")
+    md.append(f"\nAt >= 80% of the copy bandwidth: {mem_ok} of {len(mem_rows)}. A cudnn column of "
+              "'-' means no cudnn row: the cudnn backend runs the native kernel for that op "
+              "(bench_cuda_ops leaves such rows out).\n")
 
     # Training steps.
     by_model = {}
@@ -191,17 +250,21 @@ def main():
     with open(os.path.join(report, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     with open(os.path.join(report, "report.json"), "w") as f:
-        json.dump({"gpu": gpu, "tests": tests, "test_counts": counts, "memcheck": memcheck,
+        json.dump({"verdict": result, "gpu": gpu, "tests": tests, "test_counts": counts,
+                   "memcheck": memcheck,
                    "stages": stages, "bench": bench,
                    "conv_targets": ct, "memory_at_80pct": [mem_ok, len(mem_rows)],
                    "copy_gbps": copy_gbps, "steps": steps}, f, indent=1)
 
     # The short table, last.
+    print(f"verdict: {verdict_line}")
     print(f"GPU: {gpu}")
     print(f"cuda tests: {counts['passed']} passed, {counts['FAILED']} failed, "
           f"{counts['skipped']} skipped")
     for t in failed[:15]:
         print(f"  FAILED {t['test']}: {t['message'][:160]}")
+    for t in [t for t in skipped if not t["expected_skip"]][:15]:
+        print(f"  SKIPPED (not expected) {t['test']}: {t['message'][:160]}")
     print(f"memcheck: {memcheck}")
     late = [f"{k} {v}" for k, v in stages.items() if not v.startswith("rc=0")]
     for line in late[:10]:
@@ -219,7 +282,8 @@ def main():
     print("|---|---|---|---|---|")
     for r in step_rows:
         print(f"| {r[0]} | {fmt(r[1], 0)} | {fmt(r[2], 0)} | {fmt(r[3], 0)} | {fmt(r[4], 0)} |")
+    return 0 if result["passed"] else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
