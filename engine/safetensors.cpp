@@ -191,8 +191,9 @@ Header parse_header(const std::string& source, const uint8_t* text, size_t n, ui
     return true;
   };
   // nlohmann stops at a NUL byte as if the input ended, which would let "{}\0<junk>" through;
-  // JSON text never holds a raw NUL.
-  if (const void* nul = std::memchr(text, 0, n)) {
+  // JSON text never holds a raw NUL. An empty header comes from read_file as a null pointer, which
+  // memchr must not see even with a zero count.
+  if (const void* nul = n ? std::memchr(text, 0, n) : nullptr) {
     fail(source, "header is not valid UTF-8 JSON: NUL byte at header offset " +
                      std::to_string(static_cast<const uint8_t*>(nul) - text));
   }

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "engine/error.h"
 #include "engine/op_table.h"
@@ -96,14 +97,35 @@ void zero_bytes(void* dst, Device dev, size_t bytes) {
   g_memset(dst, dev, bytes);
 }
 
+namespace {
+thread_local AllocationCap* t_cap = nullptr;
+}  // namespace
+
+AllocationCap::AllocationCap(size_t bytes, std::string what)
+    : cap_(bytes), what_(std::move(what)), outer_(t_cap) {
+  t_cap = this;
+}
+
+AllocationCap::~AllocationCap() { t_cap = outer_; }
+
+void AllocationCap::charge(size_t bytes) {
+  AllocationCap* c = t_cap;
+  if (!c) return;
+  ENGINE_CHECK(bytes <= c->cap_ - c->used_, c->what_, ": allocating ", bytes, " bytes after ",
+               c->used_, " would exceed the cap of ", c->cap_, " bytes");
+  c->used_ += bytes;
+}
+
 Storage::Storage(size_t bytes, Device device)
     : bytes_(bytes), device_(device), allocator_(allocator_for(device.type)) {
+  AllocationCap::charge(bytes);
   data_ = allocator_->allocate(bytes);
 }
 
 Storage::Storage(size_t bytes, Device device, Allocator* allocator)
     : bytes_(bytes), device_(device), allocator_(allocator) {
   ENGINE_CHECK(allocator_, "Storage: null allocator");
+  AllocationCap::charge(bytes);
   data_ = allocator_->allocate(bytes);
 }
 

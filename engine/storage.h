@@ -44,6 +44,25 @@ using MemsetFn = void (*)(void* dst, Device dev, size_t bytes);
 void register_memset(MemsetFn fn);
 void zero_bytes(void* dst, Device dev, size_t bytes);
 
+// Caps the bytes that Storage may allocate on this thread while the cap lives (the innermost cap
+// rules; freeing does not give bytes back), so that sizes read from a file cannot make the engine
+// allocate more than the file justifies: app::load_weights builds the model a weights file names
+// within the bytes of the file's tensors. Going over throws Error starting with `what`.
+class AllocationCap {
+ public:
+  AllocationCap(size_t bytes, std::string what);
+  ~AllocationCap();
+  AllocationCap(const AllocationCap&) = delete;
+  AllocationCap& operator=(const AllocationCap&) = delete;
+  // Throws if `bytes` more would go over the innermost cap; otherwise counts them against it.
+  static void charge(size_t bytes);
+
+ private:
+  size_t cap_, used_ = 0;
+  std::string what_;
+  AllocationCap* outer_;
+};
+
 class Storage {
  public:
   Storage(size_t bytes, Device device);

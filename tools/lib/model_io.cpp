@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
+#include "engine/storage.h"
 #include "models/custom_cnn.h"
 
 namespace app {
@@ -13,7 +14,8 @@ namespace {
 
 using json = nlohmann::json;
 
-std::array<float, 3> parse_triple(const std::string& text, const char* key, const std::string& src) {
+std::array<float, 3> parse_triple(const std::string& text, const char* key,
+                                  const std::string& src) {
   json j;
   try {
     j = json::parse(text);
@@ -21,7 +23,8 @@ std::array<float, 3> parse_triple(const std::string& text, const char* key, cons
     throw engine::Error(src + ": metadata '" + key + "' is not JSON: " + text);
   }
   if (!j.is_array() || j.size() != 3) {
-    throw engine::Error(src + ": metadata '" + key + "' must be an array of 3 numbers, got " + text);
+    throw engine::Error(src + ": metadata '" + key + "' must be an array of 3 numbers, got " +
+                        text);
   }
   std::array<float, 3> v{};
   for (int i = 0; i < 3; ++i) {
@@ -80,8 +83,10 @@ ModelInfo parse_model_metadata(const engine::Metadata& meta, const std::string& 
   if (!known) throw engine::Error(src + ": unknown model '" + info.model + "' in metadata");
   try {
     json c = json::parse(need("classes"));
+    // Iterating a JSON string or object would also yield names, so the array is checked.
+    if (!c.is_array()) throw std::invalid_argument("not an array");
     for (const auto& x : c) info.classes.push_back(x.get<std::string>());
-  } catch (const json::exception&) {
+  } catch (const std::exception&) {
     throw engine::Error(src + ": metadata 'classes' must be a JSON array of names, got " +
                         need("classes"));
   }
@@ -99,9 +104,15 @@ ModelInfo parse_model_metadata(const engine::Metadata& meta, const std::string& 
     } catch (const std::logic_error&) {
       throw engine::Error(src + ": metadata 'width' is not a number: " + it->second);
     }
+    // stof reads "inf" and "nan", which no model can be built with nor written back as JSON.
+    if (!std::isfinite(info.width) || info.width <= 0) {
+      throw engine::Error(src + ": metadata 'width' must be a positive finite number, got " +
+                          it->second);
+    }
   }
   const bool has_mean = meta.count("mean"), has_std = meta.count("std");
-  if (has_mean != has_std) throw engine::Error(src + ": metadata has one of 'mean'/'std' but not both");
+  if (has_mean != has_std)
+    throw engine::Error(src + ": metadata has one of 'mean'/'std' but not both");
   if (has_mean) {
     info.mean = parse_triple(meta.at("mean"), "mean", src);
     info.std = parse_triple(meta.at("std"), "std", src);
@@ -117,14 +128,28 @@ void save_weights(const std::string& path, engine::Module& model, const ModelInf
 }
 
 LoadedModel load_weights(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw engine::Error("checkpoint '" + path + "' does not exist");
+  if (!std::filesystem::exists(path))
+    throw engine::Error("checkpoint '" + path + "' does not exist");
   engine::Metadata meta;
   engine::TensorMap tensors = engine::load_tensors(path, &meta);
   LoadedModel out;
   out.info = parse_model_metadata(meta, path);
+  // A strict load needs the model's state to be exactly the file's tensors, so a model that needs
+  // more bytes cannot match them: the cap refuses it before metadata that lies about the sizes
+  // (image_size 65536, width 1000) allocates gigabytes.
+  size_t file_bytes = 0;
+  for (const auto& [name, t] : tensors) file_bytes += t.nbytes();
   engine::Generator gen(0);
   try {
-    out.net = build_model(out.info, gen);
+    {
+      engine::AllocationCap cap(
+          file_bytes, "model '" + out.info.model + "' (image_size " +
+                          std::to_string(out.info.image_size) + ", width " +
+                          number(out.info.width) + ", " + std::to_string(out.info.classes.size()) +
+                          " classes) is larger than the " + std::to_string(file_bytes) +
+                          " bytes of tensors in the file");
+      out.net = build_model(out.info, gen);
+    }
     out.net->load_state_dict(tensors, /*strict=*/true);
   } catch (const engine::Error& e) {
     throw engine::Error(path + ": " + e.what());
