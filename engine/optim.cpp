@@ -5,6 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <variant>
 
 #include "engine/autograd.h"
 #include "engine/op_table.h"
@@ -57,6 +58,40 @@ void Optimizer::check_hyper(bool ok, const char* what, double value, const char*
   ENGINE_CHECK(ok, name(), ": invalid ", what, " ", value, " (", rule, ")");
 }
 
+json Optimizer::hyper_to_json() const {
+  json j = json::object();
+  // hyper_params() only hands out the fields' addresses; nothing is written through them here.
+  for (const HyperParam& h : const_cast<Optimizer*>(this)->hyper_params()) {
+    std::visit([&](auto* field) { j[h.name] = *field; }, h.field);
+  }
+  return j;
+}
+
+void Optimizer::hyper_from_json(const json& j) {
+  const std::vector<HyperParam> params = hyper_params();
+  // Every value is read (and checked for presence and type) before any is assigned.
+  json values = json::object();
+  for (const HyperParam& h : params) {
+    values[h.name] = std::holds_alternative<bool*>(h.field) ? json(json_bool(j, h.name, name()))
+                                                            : json(json_number(j, h.name, name()));
+  }
+  const json old = hyper_to_json();
+  auto assign = [&params](const json& from) {
+    for (const HyperParam& h : params) {
+      std::visit(
+          [&](auto* field) { *field = from.at(h.name).get<std::decay_t<decltype(*field)>>(); },
+          h.field);
+    }
+  };
+  assign(values);
+  try {
+    validate_hyper();
+  } catch (...) {
+    assign(old);
+    throw;
+  }
+}
+
 void Optimizer::set_lr(double lr) {
   check_hyper(std::isfinite(lr) && lr >= 0, "learning rate", lr, "must be finite and >= 0");
   lr_ = lr;
@@ -98,9 +133,7 @@ TensorMap Optimizer::state_dict(Metadata& metadata) const {
   json j;
   j["type"] = name();
   j["lr"] = lr_;
-  json hyper = json::object();
-  hyper_to_json(hyper);
-  j["hyper"] = hyper;
+  j["hyper"] = hyper_to_json();
   j["steps"] = steps;
   metadata[kMetaKey] = j.dump();
   return out;
@@ -129,8 +162,7 @@ void Optimizer::load_state_dict(const TensorMap& tensors, const Metadata& metada
 
   // The buffers a parameter needs depend on the loaded hyper-parameters (momentum, centered),
   // so assign them first and put the old ones back if anything below fails.
-  json old_hyper = json::object();
-  hyper_to_json(old_hyper);
+  const json old_hyper = hyper_to_json();
   hyper_from_json(j["hyper"]);
   try {
     const std::vector<std::string> buffers = buffer_names();
@@ -212,28 +244,17 @@ std::vector<std::string> SGD::buffer_names() const {
 }
 
 void SGD::update(Tensor& param, const Tensor& grad, ParamState& state) {
-  const SgdHyper h{lr_,      o_.momentum, o_.dampening, o_.weight_decay,
-                   o_.nesterov, state.step == 1};
+  const SgdHyper h{lr_, o_.momentum, o_.dampening, o_.weight_decay, o_.nesterov, state.step == 1};
   Tensor buf = o_.momentum == 0 ? Tensor() : state.buffers.at("momentum_buffer");
   auto kernel = ENGINE_KERNEL(param.device(), sgd_update);
   kernel(param, grad, buf, h);
 }
 
-void SGD::hyper_to_json(json& j) const {
-  j["momentum"] = o_.momentum;
-  j["dampening"] = o_.dampening;
-  j["weight_decay"] = o_.weight_decay;
-  j["nesterov"] = o_.nesterov;
-}
-
-void SGD::hyper_from_json(const json& j) {
-  SgdOptions o;
-  o.momentum = json_number(j, "momentum", name());
-  o.dampening = json_number(j, "dampening", name());
-  o.weight_decay = json_number(j, "weight_decay", name());
-  o.nesterov = json_bool(j, "nesterov", name());
-  validate(o);
-  o_ = o;
+std::vector<Optimizer::HyperParam> SGD::hyper_params() {
+  return {{"momentum", &o_.momentum},
+          {"dampening", &o_.dampening},
+          {"weight_decay", &o_.weight_decay},
+          {"nesterov", &o_.nesterov}};
 }
 
 // ---- RMSprop ----
@@ -268,31 +289,19 @@ std::vector<std::string> RMSprop::buffer_names() const {
 }
 
 void RMSprop::update(Tensor& param, const Tensor& grad, ParamState& state) {
-  const RmspropHyper h{lr_,         o_.alpha, o_.eps, o_.weight_decay,
-                       o_.momentum, o_.centered};
+  const RmspropHyper h{lr_, o_.alpha, o_.eps, o_.weight_decay, o_.momentum, o_.centered};
   Tensor grad_avg = o_.centered ? state.buffers.at("grad_avg") : Tensor();
   Tensor buf = o_.momentum > 0 ? state.buffers.at("momentum_buffer") : Tensor();
   auto kernel = ENGINE_KERNEL(param.device(), rmsprop_update);
   kernel(param, grad, state.buffers.at("square_avg"), grad_avg, buf, h);
 }
 
-void RMSprop::hyper_to_json(json& j) const {
-  j["alpha"] = o_.alpha;
-  j["eps"] = o_.eps;
-  j["weight_decay"] = o_.weight_decay;
-  j["momentum"] = o_.momentum;
-  j["centered"] = o_.centered;
-}
-
-void RMSprop::hyper_from_json(const json& j) {
-  RmspropOptions o;
-  o.alpha = json_number(j, "alpha", name());
-  o.eps = json_number(j, "eps", name());
-  o.weight_decay = json_number(j, "weight_decay", name());
-  o.momentum = json_number(j, "momentum", name());
-  o.centered = json_bool(j, "centered", name());
-  validate(o);
-  o_ = o;
+std::vector<Optimizer::HyperParam> RMSprop::hyper_params() {
+  return {{"alpha", &o_.alpha},
+          {"eps", &o_.eps},
+          {"weight_decay", &o_.weight_decay},
+          {"momentum", &o_.momentum},
+          {"centered", &o_.centered}};
 }
 
 // ---- Adam / AdamW ----
@@ -328,27 +337,16 @@ void Adam::validate(const AdamOptions& o) const {
 std::vector<std::string> Adam::buffer_names() const { return {"exp_avg", "exp_avg_sq"}; }
 
 void Adam::update(Tensor& param, const Tensor& grad, ParamState& state) {
-  const AdamHyper h{lr_,     o_.beta1, o_.beta2, o_.eps, o_.weight_decay,
-                    decoupled_, state.step};
+  const AdamHyper h{lr_, o_.beta1, o_.beta2, o_.eps, o_.weight_decay, decoupled_, state.step};
   auto kernel = ENGINE_KERNEL(param.device(), adam_update);
   kernel(param, grad, state.buffers.at("exp_avg"), state.buffers.at("exp_avg_sq"), h);
 }
 
-void Adam::hyper_to_json(json& j) const {
-  j["beta1"] = o_.beta1;
-  j["beta2"] = o_.beta2;
-  j["eps"] = o_.eps;
-  j["weight_decay"] = o_.weight_decay;
-}
-
-void Adam::hyper_from_json(const json& j) {
-  AdamOptions o;
-  o.beta1 = json_number(j, "beta1", name());
-  o.beta2 = json_number(j, "beta2", name());
-  o.eps = json_number(j, "eps", name());
-  o.weight_decay = json_number(j, "weight_decay", name());
-  validate(o);
-  o_ = o;
+std::vector<Optimizer::HyperParam> Adam::hyper_params() {
+  return {{"beta1", &o_.beta1},
+          {"beta2", &o_.beta2},
+          {"eps", &o_.eps},
+          {"weight_decay", &o_.weight_decay}};
 }
 
 // ---- gradient clipping ----

@@ -11,6 +11,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -65,12 +66,23 @@ class Optimizer {
   virtual std::vector<std::string> buffer_names() const = 0;
   // Updates one parameter; state.step already counts this update.
   virtual void update(Tensor& param, const Tensor& grad, ParamState& state) = 0;
-  virtual void hyper_to_json(nlohmann::json& j) const = 0;
-  // Validates and assigns the hyper-parameters in j; every one must be present.
-  virtual void hyper_from_json(const nlohmann::json& j) = 0;
+  // One hyper-parameter: its name in the saved state and the subclass's field that holds it.
+  struct HyperParam {
+    const char* name;
+    std::variant<double*, bool*> field;
+  };
+  // The hyper-parameters besides lr, pointing into the subclass's options: the one list that
+  // state_dict writes and load_state_dict reads.
+  virtual std::vector<HyperParam> hyper_params() = 0;
+  // Throws naming the first invalid hyper-parameter.
+  virtual void validate_hyper() const = 0;
 
   // "<name>: invalid <what> <value> (<rule>)" when !ok.
   void check_hyper(bool ok, const char* what, double value, const char* rule) const;
+  nlohmann::json hyper_to_json() const;
+  // Assigns and validates the hyper-parameters in j (every one must be present); on an error
+  // throws with the old ones back in place.
+  void hyper_from_json(const nlohmann::json& j);
 
   double lr_;
 
@@ -93,8 +105,8 @@ class SGD : public Optimizer {
  protected:
   std::vector<std::string> buffer_names() const override;
   void update(Tensor& param, const Tensor& grad, ParamState& state) override;
-  void hyper_to_json(nlohmann::json& j) const override;
-  void hyper_from_json(const nlohmann::json& j) override;
+  std::vector<HyperParam> hyper_params() override;
+  void validate_hyper() const override { validate(o_); }
 
  private:
   void validate(const SgdOptions& o) const;
@@ -115,8 +127,8 @@ class RMSprop : public Optimizer {
  protected:
   std::vector<std::string> buffer_names() const override;
   void update(Tensor& param, const Tensor& grad, ParamState& state) override;
-  void hyper_to_json(nlohmann::json& j) const override;
-  void hyper_from_json(const nlohmann::json& j) override;
+  std::vector<HyperParam> hyper_params() override;
+  void validate_hyper() const override { validate(o_); }
 
  private:
   void validate(const RmspropOptions& o) const;
@@ -142,8 +154,8 @@ class Adam : public Optimizer {
   Adam(NamedParams params, const AdamOptions& options, bool decoupled);
   std::vector<std::string> buffer_names() const override;
   void update(Tensor& param, const Tensor& grad, ParamState& state) override;
-  void hyper_to_json(nlohmann::json& j) const override;
-  void hyper_from_json(const nlohmann::json& j) override;
+  std::vector<HyperParam> hyper_params() override;
+  void validate_hyper() const override { validate(o_); }
 
  private:
   void validate(const AdamOptions& o) const;

@@ -243,4 +243,51 @@ void ReduceLROnPlateau::from_json(const std::string& s) {
   last_epoch_ = last_epoch;
 }
 
+// ---- WindowedPlateau ----
+
+WindowedPlateau::WindowedPlateau(Optimizer& opt, int64_t window, const PlateauOptions& options)
+    : LRScheduler(opt), plateau_(opt, options), window_(window) {
+  ENGINE_CHECK(window >= 1, name(), ": window must be >= 1 batch, got ", window);
+}
+
+void WindowedPlateau::batch_end(double loss) {
+  sum_ += loss;
+  if (++count_ < window_) return;
+  // running_loss / 50 in the study's loop: the sum divided, not a running mean.
+  plateau_.step(sum_ / static_cast<double>(window_));
+  last_epoch_ = plateau_.last_epoch();
+  sum_ = 0;
+  count_ = 0;
+}
+
+void WindowedPlateau::epoch_end(double) {
+  sum_ = 0;
+  count_ = 0;
+}
+
+std::string WindowedPlateau::to_json() const {
+  return json{{"type", name()},
+              {"window", window_},
+              {"sum", encode_double(sum_)},
+              {"count", count_},
+              {"plateau", json::parse(plateau_.to_json())}}
+      .dump();
+}
+
+void WindowedPlateau::from_json(const std::string& s) {
+  Reader r(name(), s);
+  const int64_t window = r.integer("window"), count = r.integer("count");
+  const double sum = r.number("sum");
+  ENGINE_CHECK(window >= 1 && count >= 0 && count < window, name(), ".from_json: count ", count,
+               " and window ", window, " must satisfy 0 <= count < window");
+  ENGINE_CHECK(std::isfinite(sum), name(), ".from_json: the window's loss sum ", sum,
+               " is not finite");
+  ENGINE_CHECK(r.at("plateau").is_object(), name(), ".from_json: 'plateau' is not an object");
+  plateau_.from_json(r.at("plateau").dump());  // throws changing nothing, so check it last
+  window_ = window;
+  count_ = count;
+  sum_ = sum;
+  last_epoch_ = plateau_.last_epoch();
+}
+
 }  // namespace engine

@@ -1,8 +1,10 @@
-// Learning-rate schedules that set an Optimizer's lr once per epoch: StepLR, CosineAnnealingLR
-// and ReduceLROnPlateau, each reproducing PyTorch 1.13's LR sequence (the same recursive
-// formulas, in double, so the values agree to rounding). A schedule's state round-trips through
-// to_json()/from_json() (store the string in checkpoint Metadata), so a resumed run continues
-// exactly where it stopped; restore the optimizer's state too, since it holds the current lr.
+// Learning-rate schedules that set an Optimizer's lr: StepLR, CosineAnnealingLR and
+// ReduceLROnPlateau once per epoch, each reproducing PyTorch 1.13's LR sequence (the same
+// recursive formulas, in double, so the values agree to rounding), and WindowedPlateau, which
+// steps a ReduceLROnPlateau every N training batches on their mean loss as the study's training
+// loop did. A schedule's state round-trips through to_json()/from_json() (store the string in
+// checkpoint Metadata), so a resumed run continues exactly where it stopped, in the middle of a
+// window too; restore the optimizer's state as well, since it holds the current lr.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -17,6 +19,8 @@ class LRScheduler {
   LRScheduler(const LRScheduler&) = delete;
   LRScheduler& operator=(const LRScheduler&) = delete;
 
+  // Call after each optimizer step with that batch's loss; read only by WindowedPlateau.
+  virtual void batch_end(double /*loss*/) {}
   // Call once per epoch, after that epoch's optimizer steps. `metric` (e.g. the validation loss)
   // is read only by ReduceLROnPlateau, so a training loop can drive any schedule the same way.
   virtual void epoch_end(double metric) = 0;
@@ -94,6 +98,34 @@ class ReduceLROnPlateau : public LRScheduler {
   PlateauOptions o_;
   double best_;
   int64_t num_bad_epochs_ = 0, cooldown_counter_ = 0;
+};
+
+// ReduceLROnPlateau stepped every `window` training batches on the mean of those batches' losses,
+// the window starting afresh with each epoch, as the study's PyTorch loop does:
+//   running_loss = 0.0                                  # at the start of each epoch
+//   running_loss += loss.item()                         # after each batch i
+//   if i % 50 == 49: scheduler.step(running_loss / 50); running_loss = 0.0
+// so the batches after an epoch's last full window are dropped, and patience and cooldown count
+// windows. last_epoch() counts the windows stepped. The running sum and count are part of the
+// JSON state, so a run resumed in the middle of a window closes that window as the uninterrupted
+// run would have.
+class WindowedPlateau : public LRScheduler {
+ public:
+  WindowedPlateau(Optimizer& opt, int64_t window, const PlateauOptions& options = {});
+  void batch_end(double loss) override;
+  void epoch_end(double) override;  // drops the part window
+  const char* name() const override { return "WindowedPlateau"; }
+  std::string to_json() const override;
+  void from_json(const std::string& s) override;
+
+  const ReduceLROnPlateau& plateau() const { return plateau_; }
+  int64_t window() const { return window_; }
+  int64_t count() const { return count_; }  // batches in the current window
+
+ private:
+  ReduceLROnPlateau plateau_;
+  int64_t window_, count_ = 0;
+  double sum_ = 0;  // in double, as Python's running_loss
 };
 
 }  // namespace engine

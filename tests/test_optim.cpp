@@ -1,7 +1,8 @@
 // Optimizers, LR schedules and gradient clipping against PyTorch 1.13 (fixtures from
-// tests/py/fx_optim.py): parameters after every step to 1e-5 relative, schedules' lr sequences
-// to 1e-7, clipping to 1e-6; state round trips through safetensors/JSON that resume bit-exactly;
-// and the errors bad hyper-parameters and bad state raise.
+// tests/py/fx_optim.py and fx_plateau_window.py): parameters after every step to 1e-5 relative,
+// schedules' lr sequences to 1e-7 (the batch-window plateau's exactly), clipping to 1e-6; state
+// round trips through safetensors/JSON that resume bit-exactly; and the errors bad hyper-parameters
+// and bad state raise.
 #include <filesystem>
 #include <memory>
 
@@ -344,6 +345,19 @@ TEST(ParityClipGradNorm, MatchesTorchClipGradNorm) {
 
 // ---- schedules ----
 
+// PyTorch's ReduceLROnPlateau kwargs; the missing ones take the (equal) defaults.
+PlateauOptions plateau_options(const json& kw) {
+  PlateauOptions o;
+  o.mode = kw.value("mode", o.mode);
+  o.factor = num(kw, "factor", o.factor);
+  o.patience = kw.value("patience", o.patience);
+  o.threshold = num(kw, "threshold", o.threshold);
+  o.threshold_mode = kw.value("threshold_mode", o.threshold_mode);
+  o.cooldown = kw.value("cooldown", o.cooldown);
+  o.min_lr = num(kw, "min_lr", o.min_lr);
+  return o;
+}
+
 std::unique_ptr<LRScheduler> make_scheduler(const json& c, Optimizer& opt) {
   const std::string type = c["type"];
   const json& kw = c["kwargs"];
@@ -354,15 +368,7 @@ std::unique_ptr<LRScheduler> make_scheduler(const json& c, Optimizer& opt) {
     return std::make_unique<CosineAnnealingLR>(opt, kw["T_max"].get<int64_t>(),
                                                num(kw, "eta_min", 0));
   }
-  PlateauOptions o;
-  o.mode = kw.value("mode", o.mode);
-  o.factor = num(kw, "factor", o.factor);
-  o.patience = kw.value("patience", o.patience);
-  o.threshold = num(kw, "threshold", o.threshold);
-  o.threshold_mode = kw.value("threshold_mode", o.threshold_mode);
-  o.cooldown = kw.value("cooldown", o.cooldown);
-  o.min_lr = num(kw, "min_lr", o.min_lr);
-  return std::make_unique<ReduceLROnPlateau>(opt, o);
+  return std::make_unique<ReduceLROnPlateau>(opt, plateau_options(kw));
 }
 
 double metric_at(const json& c, size_t e) {
@@ -430,6 +436,107 @@ TEST(OptimScheduler, ResumeFromJsonContinuesExactly) {
   }
 }
 
+// ---- the study's batch-window plateau schedule (tests/py/fx_plateau_window.py) ----
+
+struct WindowCase {
+  json c;
+  std::vector<float> losses;
+  int64_t batches_per_epoch() const { return c["batches_per_epoch"].get<int64_t>(); }
+};
+
+std::vector<WindowCase> load_window_cases() {
+  Metadata meta;
+  TensorMap fx = testing::load_fixture("plateau_window.safetensors", &meta);
+  std::vector<WindowCase> cases;
+  if (!meta.count("cases")) return cases;
+  const json all = json::parse(meta.at("cases"));
+  for (size_t i = 0; i < all.size(); ++i) {
+    cases.push_back({all[i], get(fx, "c" + std::to_string(i) + ".losses").to_vector()});
+  }
+  return cases;
+}
+
+std::unique_ptr<WindowedPlateau> make_windowed(const WindowCase& w, Optimizer& opt) {
+  return std::make_unique<WindowedPlateau>(opt, w.c["window"].get<int64_t>(),
+                                           plateau_options(w.c["kwargs"]));
+}
+
+// Feeds batches [from, to) of the case as the training loop does: batch_end after each batch,
+// epoch_end after an epoch's last; calls check(k) after batch k.
+template <class Check>
+void feed(const WindowCase& w, LRScheduler& sched, size_t from, size_t to, Check check) {
+  const size_t per_epoch = static_cast<size_t>(w.batches_per_epoch());
+  for (size_t k = from; k < to; ++k) {
+    sched.batch_end(static_cast<double>(w.losses[k]));  // loss.item(): the float, widened
+    if (k % per_epoch == per_epoch - 1) sched.epoch_end(0.0);
+    check(k);
+  }
+}
+
+// The lr after every batch equals PyTorch's exactly: both sum the same doubles in the same
+// order, divide by the window, and compare and scale in double.
+TEST(ParitySchedulers, WindowedPlateauMatchesTheStudysLoop) {
+  const std::vector<WindowCase> cases = load_window_cases();
+  ASSERT_EQ(cases.size(), 4u);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const WindowCase& w = cases[i];
+    SCOPED_TRACE("window case " + std::to_string(i) + " " + w.c["kwargs"].dump());
+    SGD opt({{"w", Tensor::zeros({1}).set_requires_grad(true)}}, w.c["lr"].get<double>());
+    auto sched = make_windowed(w, opt);
+    const json& lrs = w.c["lrs"];
+    ASSERT_EQ(lrs.size(), w.losses.size());
+    int reductions = 0;
+    size_t mismatches = 0;
+    feed(w, *sched, 0, w.losses.size(), [&](size_t k) {
+      const double ref = lrs[k].get<double>();
+      if (opt.lr() != ref && mismatches++ == 0) {
+        ADD_FAILURE() << "batch " << k << ": lr " << opt.lr() << ", PyTorch's " << ref;
+      }
+      reductions += k > 0 && lrs[k] != lrs[k - 1];
+    });
+    EXPECT_EQ(mismatches, 0u);
+    EXPECT_GE(reductions, 3) << "the case should reduce the lr several times";
+    const int64_t windows_per_epoch = w.batches_per_epoch() / w.c["window"].get<int64_t>();
+    EXPECT_EQ(sched->last_epoch(),
+              windows_per_epoch * static_cast<int64_t>(w.losses.size()) / w.batches_per_epoch());
+  }
+}
+
+// A run stopped at any batch (in a window, at a window's end, in an epoch's dropped tail, at an
+// epoch's end) and rebuilt from to_json continues with the uninterrupted run's lr sequence.
+TEST(OptimScheduler, WindowedPlateauResumesInTheMiddleOfAWindow) {
+  const std::vector<WindowCase> cases = load_window_cases();
+  ASSERT_EQ(cases.size(), 4u);
+  const WindowCase& w = cases[0];  // the study's: 237 batches an epoch, windows of 50
+  auto param = [] { return NamedParams{{"w", Tensor::zeros({1}).set_requires_grad(true)}}; };
+  for (size_t stop : {size_t(1), size_t(20), size_t(49), size_t(50), size_t(220), size_t(236),
+                      size_t(237 * 7 + 30), size_t(1900)}) {
+    SCOPED_TRACE("stopped after batch " + std::to_string(stop));
+    SGD first_opt(param(), w.c["lr"].get<double>());
+    auto first = make_windowed(w, first_opt);
+    feed(w, *first, 0, stop, [](size_t) {});
+    Metadata saved;
+    TensorMap state = first_opt.state_dict(saved);
+    const std::string json_state = first->to_json();
+    EXPECT_EQ(first->count(), static_cast<int64_t>(stop % 237 % 50));
+
+    SGD second_opt(param(), 1.0);
+    second_opt.load_state_dict(state, saved);
+    WindowedPlateau second(second_opt, 7);  // the JSON brings back the real settings
+    second.from_json(json_state);
+    EXPECT_EQ(second.to_json(), json_state);
+    const json& lrs = w.c["lrs"];
+    size_t mismatches = 0;
+    feed(w, second, stop, w.losses.size(), [&](size_t k) {
+      const double ref = lrs[k].get<double>();
+      if (second_opt.lr() != ref && mismatches++ == 0) {
+        ADD_FAILURE() << "batch " << k << ": lr " << second_opt.lr() << ", PyTorch's " << ref;
+      }
+    });
+    EXPECT_EQ(mismatches, 0u);
+  }
+}
+
 TEST(OptimScheduler, BadArgumentsAndStateThrow) {
   SGD opt({{"w", Tensor::zeros({1}).set_requires_grad(true)}}, 0.1);
   expect_error([&] { StepLR(opt, 0); }, {"StepLR", "step_size", "0"});
@@ -453,6 +560,26 @@ TEST(OptimScheduler, BadArgumentsAndStateThrow) {
   copy.from_json(plateau.to_json());
   EXPECT_EQ(copy.best(), std::numeric_limits<double>::infinity());
   EXPECT_EQ(copy.to_json(), plateau.to_json());
+
+  expect_error([&] { WindowedPlateau(opt, 0); }, {"WindowedPlateau", "window", "0"});
+  WindowedPlateau windowed(opt, 4);
+  windowed.batch_end(1.0);
+  const json good = json::parse(windowed.to_json());
+  WindowedPlateau other(opt, 9);
+  json bad = good;
+  bad["count"] = 4;  // a full window is stepped, never stored
+  expect_error([&] { other.from_json(bad.dump()); }, {"WindowedPlateau", "count 4", "window 4"});
+  bad = good;
+  bad["plateau"]["factor"] = 2.0;
+  expect_error([&] { other.from_json(bad.dump()); }, {"ReduceLROnPlateau", "factor"});
+  EXPECT_EQ(other.window(), 9) << "a failed from_json changes nothing";
+  bad = good;
+  bad.erase("sum");
+  expect_error([&] { other.from_json(bad.dump()); }, {"WindowedPlateau", "'sum' is missing"});
+  expect_error([&] { other.from_json(plateau.to_json()); },
+               {"WindowedPlateau", "ReduceLROnPlateau"});
+  other.from_json(good.dump());
+  EXPECT_EQ(other.to_json(), windowed.to_json());
 }
 
 }  // namespace
