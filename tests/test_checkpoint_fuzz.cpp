@@ -25,10 +25,10 @@ TEST(CheckpointFuzz, FindingsAreRefused) {
   const std::map<std::string, std::string> expected = {
       // A zero-length header reached memchr as a null pointer (UBSan, read_file only).
       {"safetensors_empty_header", "header is not valid UTF-8 JSON"},
-      // Metadata naming a model far larger than the file: before the cap, the loader allocated
-      // 1.3 GB (image_size) and 73 GB (width) before comparing shapes.
-      {"metadata_image_size_65536_in_a_small_file", "is larger than the 1960 bytes of tensors"},
-      {"metadata_width_1000_in_a_small_file", "is larger than the 1960 bytes of tensors"},
+      // Metadata naming a model far larger than the file (1960 bytes of tensors): before the
+      // cap, the loader allocated 1.3 GB (image_size) and 73 GB (width) before comparing shapes.
+      {"metadata_image_size_65536_in_a_small_file", "is far larger than the 1960 bytes of tensors"},
+      {"metadata_width_1000_in_a_small_file", "is far larger than the 1960 bytes of tensors"},
       // "inf" read by stof built a model whose width could not be written back.
       {"metadata_width_inf", "'width' must be a positive finite number"},
       // A JSON string iterated as if it were an array of one name.

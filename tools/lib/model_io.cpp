@@ -134,20 +134,24 @@ LoadedModel load_weights(const std::string& path) {
   engine::TensorMap tensors = engine::load_tensors(path, &meta);
   LoadedModel out;
   out.info = parse_model_metadata(meta, path);
-  // A strict load needs the model's state to be exactly the file's tensors, so a model that needs
-  // more bytes cannot match them: the cap refuses it before metadata that lies about the sizes
-  // (image_size 65536, width 1000) allocates gigabytes.
+  // A strict load needs the model's state to be exactly the file's tensors. A model somewhat
+  // larger is most likely the right one with one setting wrong, and the strict load's list of
+  // mis-shaped keys says which; one far larger can only come from metadata that lies about the
+  // sizes (image_size 65536, width 1000), which must not allocate gigabytes before the shapes
+  // are compared. So the build may use 16 times the file's tensor bytes (doubling width and
+  // image_size together is 16 times), plus 1 MiB for files holding almost nothing.
   size_t file_bytes = 0;
   for (const auto& [name, t] : tensors) file_bytes += t.nbytes();
+  const size_t cap_bytes = 16 * file_bytes + (size_t(1) << 20);
   engine::Generator gen(0);
   try {
     {
       engine::AllocationCap cap(
-          file_bytes, "model '" + out.info.model + "' (image_size " +
-                          std::to_string(out.info.image_size) + ", width " +
-                          number(out.info.width) + ", " + std::to_string(out.info.classes.size()) +
-                          " classes) is larger than the " + std::to_string(file_bytes) +
-                          " bytes of tensors in the file");
+          cap_bytes, "model '" + out.info.model + "' (image_size " +
+                         std::to_string(out.info.image_size) + ", width " + number(out.info.width) +
+                         ", " + std::to_string(out.info.classes.size()) +
+                         " classes) is far larger than the " + std::to_string(file_bytes) +
+                         " bytes of tensors in the file");
       out.net = build_model(out.info, gen);
     }
     out.net->load_state_dict(tensors, /*strict=*/true);
