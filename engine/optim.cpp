@@ -32,6 +32,13 @@ bool json_bool(const json& j, const char* key, const char* opt) {
   return it->get<bool>();
 }
 
+// An options struct with the live lr (the base class owns it; the struct's copy is stale).
+template <class Options>
+Options with_lr(Options o, double lr) {
+  o.lr = lr;
+  return o;
+}
+
 std::string state_key(const std::string& param, const std::string& buffer) {
   return "state." + param + "." + buffer;
 }
@@ -265,11 +272,7 @@ RMSprop::RMSprop(NamedParams params, const RmspropOptions& options)
   validate(o_);
 }
 
-RmspropOptions RMSprop::options() const {
-  RmspropOptions o = o_;
-  o.lr = lr_;
-  return o;
-}
+RmspropOptions RMSprop::options() const { return with_lr(o_, lr_); }
 
 void RMSprop::validate(const RmspropOptions& o) const {
   // PyTorch accepts alpha >= 1, but then square_avg never leaves zero and every update is
@@ -320,11 +323,7 @@ Adam::Adam(NamedParams params, const AdamOptions& options, bool decoupled)
 AdamW::AdamW(NamedParams params, const AdamWOptions& o)
     : Adam(std::move(params), AdamOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay}, true) {}
 
-AdamOptions Adam::options() const {
-  AdamOptions o = o_;
-  o.lr = lr_;
-  return o;
-}
+AdamOptions Adam::options() const { return with_lr(o_, lr_); }
 
 void Adam::validate(const AdamOptions& o) const {
   check_hyper(o.beta1 >= 0 && o.beta1 < 1, "beta1", o.beta1, "must be in [0, 1)");

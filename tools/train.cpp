@@ -1,6 +1,7 @@
 // train: trains one of the study's models on an image folder, as the study's PyTorch scripts did,
 // with a progress bar, a test pass per epoch, metrics.csv, safe checkpoints, exact resume and
-// plots. The run itself is tools/lib/trainer.cpp; this file parses flags.
+// plots. The run itself is tools/lib/trainer.cpp; this file makes the flags from the settings
+// table (tools/lib/train_config.h) and parses them.
 //
 //   train --train-dir DIR --test-dir DIR [--model simple] [--epochs 10] [--out runs/NAME] ...
 //   train --out runs/NAME --resume            (continues an interrupted or finished run)
@@ -8,13 +9,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <string>
+#include <type_traits>
 
 #include "data/dataset.h"
 #include "engine/error.h"
 #include "models/custom_cnn.h"
-#include "tools/lib/model_io.h"
-#include "tools/lib/trainer.h"
 #include "tools/lib/cli.h"
+#include "tools/lib/model_io.h"
+#include "tools/lib/train_config.h"
+#include "tools/lib/trainer.h"
 
 namespace {
 
@@ -35,8 +39,32 @@ void draw_plots(const std::string& out) {
       return;
     }
   }
-  std::printf("plots: not drawn (needs %s with matplotlib: apt-get install python3-matplotlib); "
-              "draw them later with: %s\n", python().c_str(), cmd.c_str());
+  std::printf(
+      "plots: not drawn (needs %s with matplotlib: apt-get install python3-matplotlib); "
+      "draw them later with: %s\n",
+      python().c_str(), cmd.c_str());
+}
+
+// One flag for a setting of APP_TRAIN_SETTINGS: a bool is a flag without a value (one named
+// --no-... sets it to false), any other type takes a value and shows its default.
+template <class T>
+void add_setting(CLI::App& cli, const std::string& flag, T& value, const std::string& help) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (flag.rfind("--no-", 0) == 0) {
+      cli.add_flag_callback(
+          flag, [&value] { value = false; }, help);
+    } else {
+      cli.add_flag(flag, value, help);
+    }
+  } else {
+    CLI::Option* o = cli.add_option(flag, value, help)->capture_default_str();
+    // CLI11 would wrap a negative number around into a huge unsigned one.
+    if constexpr (std::is_unsigned_v<T>) {
+      o->check([](const std::string& v) {
+        return v.find('-') == std::string::npos ? std::string() : "must not be negative: " + v;
+      });
+    }
+  }
 }
 
 }  // namespace
@@ -46,51 +74,25 @@ int main(int argc, char** argv) {
   app.get_formatter()->column_width(34);
   app::TrainConfig c;
   bool summary = false;
-  app.add_option("--model", c.model, "simple | bn_dropout | sigmoid | tanh")->capture_default_str();
-  app.add_option("--train-dir", c.train_dir,
-                 "training images: DIR/<class>/*.jpg (Kaggle's seg_train, either level)");
-  app.add_option("--test-dir", c.test_dir, "test images, same classes (Kaggle's seg_test)");
-  app.add_option("--epochs", c.epochs, "epochs to train (with --resume: the new total)")
-      ->capture_default_str();
-  app.add_option("--batch-size", c.batch_size, "images per step")->capture_default_str();
-  app.add_option("--lr", c.lr, "learning rate")->capture_default_str();
-  app.add_option("--optimizer", c.optimizer, "rmsprop (alpha 0.9) | sgd | adam | adamw")
-      ->capture_default_str();
-  app.add_option("--scheduler", c.scheduler,
-                 "plateau (x0.2 when the test loss stalls 10 epochs) | step (x0.1 every 10) | "
-                 "cosine | none")
-      ->capture_default_str();
-  app.add_option("--image-size", c.image_size, "images are resized to this side (multiple of 8)")
-      ->capture_default_str();
-  app.add_flag("--balanced", c.balanced, "sample classes equally often (inverse-frequency weights)");
-  app.add_flag("--augment", c.augment, "random resized crops and horizontal flips");
-  app.add_option("--device", c.device, "auto | cpu | cuda (auto: cuda when usable)")
-      ->capture_default_str();
-  app.add_option("--backend", c.backend, "CUDA kernels: native | cudnn (default: cudnn if built)");
-  app.add_option("--threads", c.threads, "compute threads (0: every core)")->capture_default_str();
-  app.add_option("--workers", c.workers, "image loading threads")->capture_default_str();
-  app.add_option("--seed", c.seed, "seed for weights, order, augmentation and dropout")
-      ->capture_default_str()
-      ->check([](const std::string& v) {
-        return v.find('-') == std::string::npos ? std::string() : "must not be negative: " + v;
-      });
-  app.add_option("--out", c.out, "run folder: checkpoints, metrics.csv, plots")->capture_default_str();
-  app.add_flag("--resume", c.resume, "continue the run in --out where it stopped");
-  app.add_flag("--summary", summary, "print the model's layers and parameters, then exit");
-  app.add_option("--width", c.width, "channel-width multiplier (small values for quick runs)")
-      ->capture_default_str();
-  app.add_flag("--strict", c.strict, "stop at the first bad image instead of skipping it");
-  app.add_option("--cache-mb", c.cache_mb, "memory for decoded images (0: no cache)")
-      ->capture_default_str();
-  bool no_plot = false;
-  app.add_flag("--no-plot", no_plot, "do not draw the plots at the end");
+  // The settings' flags in the table's order, with --resume and --summary after --out, where the
+  // help has always listed them.
+  auto after = [&](const std::string& flag) {
+    if (flag != "--out") return;
+    app.add_flag("--resume", c.resume, "continue the run in --out where it stopped");
+    app.add_flag("--summary", summary, "print the model's layers and parameters, then exit");
+  };
+#define APP_TRAIN_FLAG(type, name, default_value, flag, help, on_resume) \
+  add_setting(app, flag, c.name, help);                                  \
+  after(flag);
+  APP_TRAIN_SETTINGS(APP_TRAIN_FLAG)
+#undef APP_TRAIN_FLAG
   app.add_option("--stop-after-steps", c.stop_after_steps,
                  "testing: act as if interrupted after this many steps")
       ->group("");
-  app.add_option("--nan-at-step", c.nan_at_step, "testing: make the loss NaN at this step")->group("");
+  app.add_option("--nan-at-step", c.nan_at_step, "testing: make the loss NaN at this step")
+      ->group("");
   app::one_line_errors(app, "train");
   CLI11_PARSE(app, argc, argv);
-  c.plot = !no_plot;
 
   try {
     if (summary) {
@@ -111,39 +113,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (c.resume) {
-      // A resumed run keeps the settings that shape its results; the rest may change.
-      app::TrainConfig saved = app::saved_config(c.out);
-      nlohmann::json s = saved.to_json(), g = c.to_json();
-      const std::map<std::string, std::string> flag = {
-          {"model", "--model"}, {"train_dir", "--train-dir"}, {"test_dir", "--test-dir"},
-          {"epochs", "--epochs"}, {"batch_size", "--batch-size"}, {"lr", "--lr"},
-          {"optimizer", "--optimizer"}, {"scheduler", "--scheduler"},
-          {"image_size", "--image-size"}, {"balanced", "--balanced"}, {"augment", "--augment"},
-          {"device", "--device"}, {"backend", "--backend"}, {"threads", "--threads"},
-          {"workers", "--workers"}, {"seed", "--seed"}, {"width", "--width"},
-          {"strict", "--strict"}, {"cache_mb", "--cache-mb"}};
-      const auto& locked = app::resume_locked_settings();
-      for (const auto& [key, name] : flag) {
-        if (app.count(name) == 0) continue;
-        if (std::find(locked.begin(), locked.end(), key) != locked.end()) {
-          if (s[key] != g[key]) {
-            throw engine::Error(name + " " + g[key].dump() + " differs from the run being resumed (" +
-                                s[key].dump() + "): a resumed run keeps its settings");
-          }
-        } else {
-          s[key] = g[key];
-        }
-      }
-      s["plot"] = c.plot;
-      app::TrainConfig r = app::TrainConfig::from_json(s);
-      r.out = c.out;
-      r.resume = true;
-      r.stop_after_steps = c.stop_after_steps;
-      r.nan_at_step = c.nan_at_step;
-      c = r;
+      c = app::resumed_config(app::saved_config(c.out), c,
+                              [&app](const std::string& flag) { return app.count(flag) > 0; });
     }
     app::install_stop_handlers();
-    app::TrainOutcome o = app::run_training(c);
+    app::TrainOutcome o = app::train(c);
     if (o.exit_code == 0 && c.plot && o.epochs_done > 0) draw_plots(c.out);
     return o.exit_code;
   } catch (const std::exception& e) {
