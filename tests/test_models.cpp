@@ -2,10 +2,9 @@
 // with weights exported from PyTorch, in train mode (dropout off) and eval mode. The references
 // are PyTorch's float64 results from the same float32 weights and inputs (fx_models.py says why):
 // - logits and loss within 1e-4 relative (also against PyTorch's float32 logits);
-// - each gradient of fc1..fc3 within max(1e-4, 5 x PyTorch-float32's own error) relative. Those
-//   upstream of a max pool: within that too, or, since a float32 max pool may route a near-tie
-//   to the other window value (fx_models.py has the measurements), pointing the same way
-//   (cosine >= 0.9999) with every element within 0.1 of the largest;
+// - each gradient within max(1e-4, 5 x PyTorch-float32's own error) relative. Only the parameters
+//   upstream of a max pool (seq1..seq3; not fc1..fc3) may instead be within what one branch flip
+//   explains: every element within 5e-2 of the largest and cosine >= 0.9999 (see below);
 // - running statistics after a training forward within 1e-4;
 // - the losses of five RMSprop steps (alpha 0.9, lr 1e-5) within max(1e-3, 5 x PyTorch-float32's
 //   own deviation at that step).
@@ -26,6 +25,22 @@ TensorMap with_prefix_removed(const TensorMap& fx, const std::string& prefix) {
     if (k.rfind(prefix, 0) == 0) out.emplace(k.substr(prefix.size()), v);
   return out;
 }
+
+// A branch flip: where a max pool's window holds two values within float32 rounding of each other,
+// or a ReLU's input is within rounding of 0, our float32 forward may take the other branch than
+// float64 does, and one flipped element moves the gradient of every parameter upstream of it.
+// Every seqK block (conv, batch norm, ReLU) ends in MaxPool2d(2), so its parameters are the ones
+// upstream of a max pool; fc1..fc3 follow the last pool and are held to the strict rule (their
+// ReLU inputs stay >= 7e-6 of the largest away from 0 here, far beyond rounding).
+// Measured on a 2-core AMD EPYC without AVX-512 (2026-12-02; tests/py/fx_models.py says how the
+// flips were found): simple, one ReLU flip in seq2.3 (input 1.2e-7 of the largest): seq2.2's
+// gradients 3.2e-2 of their largest element, those upstream 5.7e-3..1.0e-2; tanh, a max-pool
+// flip in seq1: seq1.4.weight 2.3e-2; bn_dropout, one ReLU flip in seq3.8 after a train-mode
+// batch norm: seq3.6.weight 1.7e-1, seq3.7.bias 5.0e-2 (beyond the bound: this test fails there,
+// as it did with the earlier bound of 0.1); sigmoid none beyond the strict rule. Cosine >=
+// 0.99996 in every case (1 - cosine <= 3.4e-5), so 0.9999 leaves a factor 3.
+bool upstream_of_max_pool(const std::string& name) { return name.rfind("seq", 0) == 0; }
+constexpr double kFlipErr = 5e-2, kFlipCosine = 0.9999;
 
 class ParityModels : public ::testing::TestWithParam<std::string> {};
 
@@ -63,17 +78,19 @@ TEST_P(ParityModels, LogitsLossGradientsAndRmspropStepsMatchPyTorch) {
     const auto torch_err = nlohmann::json::parse(meta.at(mode + ".torch_err"));
     EXPECT_EQ(grads.size(), model.named_parameters().size());
     for (auto& [k, p] : model.named_parameters()) {
-      SCOPED_TRACE("gradient of " + k + ", PyTorch float32's error " +
-                   torch_err[k].dump());
+      SCOPED_TRACE("gradient of " + k + ", PyTorch float32's error " + torch_err[k].dump());
       const double tol = std::max(1e-4, 5 * torch_err[k].get<double>());
       const double err = testing::rel_err(p.grad(), get(grads, k));
-      if (k.rfind("fc", 0) == 0) {
+      if (err <= tol) continue;
+      if (!upstream_of_max_pool(k)) {
         EXPECT_LE(err, tol);
-      } else if (err > tol) {
-        const double cos = testing::cosine(p.grad(), get(grads, k));
-        EXPECT_TRUE(cos >= 0.9999 && err <= 0.1)
-            << "error " << err << " beyond " << tol << ", cosine " << cos;
+        continue;
       }
+      const double cos = testing::cosine(p.grad(), get(grads, k));
+      EXPECT_TRUE(err <= kFlipErr && cos >= kFlipCosine)
+          << "error " << err << " beyond " << tol << ", and beyond what one branch flip "
+          << "explains (error <= " << kFlipErr << ", cosine >= " << kFlipCosine << "): cosine "
+          << cos;
     }
 
     model.load_state_dict(init);
@@ -186,8 +203,8 @@ TEST(Models, FrozenBackboneRunsHeadBackwardOnly) {
     }
   }
   Generator gen(1);
-  Tensor loss = cross_entropy(m(Tensor::rand({2, 3, 16, 16}, gen)),
-                              Tensor::from_vector_i64({2}, {1, 4}));
+  Tensor loss =
+      cross_entropy(m(Tensor::rand({2, 3, 16, 16}, gen)), Tensor::from_vector_i64({2}, {1, 4}));
   autograd::stats().nodes_run = 0;
   loss.backward();
   EXPECT_EQ(autograd::stats().nodes_run, 2u);  // cross_entropy and fc3's linear
