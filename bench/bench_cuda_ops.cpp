@@ -280,12 +280,12 @@ void bench_memory_op(benchmark::State& state, std::string op, std::string backen
     fn = [&] { t.adaptive_avg_pool2d_backward(ggap, gx); };
     bytes = f;
   } else if (op == "dropout_fwd") {
-    NEED(dropout_forward);
-    fn = [&] { t.dropout_forward(x, y, 0.5f, 42, 0); };
+    NEED(dropout);
+    fn = [&] { t.dropout(x, y, 0.5f, 42, 0); };
     bytes = 2 * f;
   } else if (op == "dropout_bwd") {
-    NEED(dropout_backward);
-    fn = [&] { t.dropout_backward(gy, gx, 0.5f, 42, 0); };
+    NEED(dropout);
+    fn = [&] { t.dropout(gy, gx, 0.5f, 42, 0); };
     bytes = 2 * f;
   } else if (op == "add") {
     NEED(add);

@@ -26,12 +26,12 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
   const uint64_t seed = gen.seed();
   const uint64_t offset = gen.reserve(static_cast<uint64_t>(x.numel()));
   Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
-  ENGINE_KERNEL(x.device(), dropout_forward)(x, y, p, seed, offset);
+  ENGINE_KERNEL(x.device(), dropout)(x, y, p, seed, offset);
 
   if (autograd::needs_record({&x})) {
     autograd::record(op, y, {&x}, [p, seed, offset](const Tensor& gy, const std::vector<bool>&) {
       Tensor gx = Tensor::empty(gy.shape(), DType::F32, gy.device());
-      ENGINE_KERNEL(gy.device(), dropout_backward)(gy, gx, p, seed, offset);
+      ENGINE_KERNEL(gy.device(), dropout)(gy, gx, p, seed, offset);
       return std::vector<Tensor>{gx};
     });
   }

@@ -23,15 +23,8 @@ inline float* scratch(int slot, int64_t n) {
   return b.data();
 }
 
-void register_conv2d(KernelTable& t);
-void register_linear(KernelTable& t);
-void register_elementwise(KernelTable& t);
-void register_pool(KernelTable& t);
-void register_batch_norm(KernelTable& t);
-void register_activation(KernelTable& t);
-void register_dropout(KernelTable& t);
-void register_concat(KernelTable& t);
-void register_loss(KernelTable& t);
-void register_optim(KernelTable& t);
+// One register_<family> per family of engine/op_list.h, defined in kernels/cpu/<family>.cpp.
+#define ENGINE_FAMILY(family, native_col, cudnn_col) void register_##family(KernelTable& t);
+#include "engine/op_list.h"
 
 }  // namespace engine::cpu

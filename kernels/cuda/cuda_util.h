@@ -75,17 +75,11 @@ CachingAllocator& device_allocator();
 // nothing otherwise, so a CUDA build on a machine without a GPU runs the CPU engine unchanged.
 void register_runtime();
 
-// Kernel registration (native backend), one function per kernel file.
-void register_elementwise(KernelTable& t);
-void register_activation(KernelTable& t);
-void register_conv2d(KernelTable& t);
-void register_linear(KernelTable& t);
-void register_pool(KernelTable& t);
-void register_batch_norm(KernelTable& t);
-void register_dropout(KernelTable& t);
-void register_concat(KernelTable& t);
-void register_loss(KernelTable& t);
-void register_optim(KernelTable& t);
+// Kernel registration (native backend): register_<family>, defined in kernels/cuda/<family>.cu,
+// for each family engine/op_list.h marks `kernel` in its native column.
+#define ENGINE_FAMILY(family, native_col, cudnn_col) \
+  ENGINE_IF_OWN_##native_col(void register_##family(KernelTable& t);)
+#include "engine/op_list.h"
 
 // Launch geometry for grid-stride loops: 256 threads, at most kMaxBlocks blocks (8 per SM on a
 // 132-SM H200 with room to spare; the loop covers the rest).

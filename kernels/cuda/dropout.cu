@@ -68,19 +68,13 @@ void apply_mask(const float* in, float* out, int64_t n, float p, uint64_t seed, 
   ENGINE_CUDA_CHECK(cudaGetLastError());
 }
 
-void dropout_forward(const Tensor& x, Tensor& y, float p, uint64_t seed, uint64_t offset) {
+// Forward on x, backward on gy: the same mask from the same (seed, offset).
+void dropout(const Tensor& x, Tensor& y, float p, uint64_t seed, uint64_t offset) {
   apply_mask(fptr(x), fptr(y), x.numel(), p, seed, offset);
-}
-
-void dropout_backward(const Tensor& gy, Tensor& gx, float p, uint64_t seed, uint64_t offset) {
-  apply_mask(fptr(gy), fptr(gx), gy.numel(), p, seed, offset);
 }
 
 }  // namespace
 
-void register_dropout(KernelTable& t) {
-  t.dropout_forward = dropout_forward;
-  t.dropout_backward = dropout_backward;
-}
+void register_dropout(KernelTable& t) { t.dropout = dropout; }
 
 }  // namespace engine::cuda

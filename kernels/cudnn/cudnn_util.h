@@ -140,11 +140,10 @@ TensorDesc tensor_desc(const Tensor& t);
 // A filter [k, c, h, w] (output channels, input channels per group, kernel height, width).
 FilterDesc filter_desc(const Tensor& w);
 
-// Kernel registration, one function per file.
-void register_conv2d(KernelTable& t);
-void register_pool(KernelTable& t);
-void register_batch_norm(KernelTable& t);
-void register_activation(KernelTable& t);
-void register_linear(KernelTable& t);  // cuBLAS
+// Kernel registration: register_<family>, defined in kernels/cudnn/<family>.cpp, for each family
+// engine/op_list.h marks cuDNN or cuBLAS in its cudnn column.
+#define ENGINE_FAMILY(family, native_col, cudnn_col) \
+  ENGINE_IF_OWN_##cudnn_col(void register_##family(KernelTable& t);)
+#include "engine/op_list.h"
 
 }  // namespace engine::cudnn

@@ -1,6 +1,7 @@
 // Helpers of the `cuda` test tier: the skip rule (every test that needs a GPU opens with
 // ENGINE_REQUIRE_CUDA(), which skips with the reason when none answers), fresh random inputs,
-// NaN-poisoned outputs; comparisons come from tests/testing.h.
+// NaN-poisoned outputs, and the tier's one comparison rule, EXPECT_MATCHES (element-wise, built
+// on tests/testing.h's allclose).
 #pragma once
 #include <gtest/gtest.h>
 
@@ -57,10 +58,36 @@ inline Tensor fast_randn(const Shape& shape, uint64_t seed, float mean = 0.f, fl
 }
 
 // A CUDA tensor of NaNs, so that any element a kernel fails to write shows in the comparison.
-inline Tensor poisoned_cuda(int64_t n) {
-  return Tensor::from_vector({n}, std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()),
-                             Device::cuda());
+inline Tensor poisoned_cuda(const Shape& shape) {
+  return Tensor::from_vector(
+      shape, std::vector<float>(shape_numel(shape), std::numeric_limits<float>::quiet_NaN()),
+      Device::cuda());
 }
+inline Tensor poisoned_cuda(int64_t n) { return poisoned_cuda(Shape{n}); }
+// Indices poisoned with -7, a value no kernel writes.
+inline Tensor poisoned_cuda_i64(const Shape& shape) {
+  return Tensor::from_vector_i64(shape, std::vector<int64_t>(shape_numel(shape), -7),
+                                 Device::cuda());
+}
+
+// The CUDA copy of t; undefined stays undefined (optional inputs and outputs).
+inline Tensor on_cuda(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : Tensor(); }
+
+inline double max_abs(const Tensor& t) {
+  double m = 0;
+  for (float v : t.to_vector()) m = std::max(m, std::abs(static_cast<double>(v)));
+  return m;
+}
+
+// A tolerance: |ours - ref| <= atol * max|ref| + rtol * |ref|, element by element. atol is the
+// rounding of sums, which scales with the sum's terms and not with the element (so with max|ref|);
+// rtol is a few roundings of the element's own value. A norm-wise bound tol (max|ours - ref| <=
+// tol * max|ref|) is implied by any rtol + atol <= tol, and a small element wrong by more than its
+// own rounding still fails where rtol carries the bound.
+struct Tol {
+  double rtol, atol;
+};
+constexpr Tol kExact{0, 0};
 
 }  // namespace engine::testing
 
@@ -70,3 +97,9 @@ inline Tensor poisoned_cuda(int64_t n) {
     if (!::engine::testing::cuda_ready(&engine_why_))           \
       GTEST_SKIP() << "no usable CUDA device: " << engine_why_; \
   } while (0)
+
+// ours and ref element-wise within tol (a NaN or infinity on either side fails).
+#define EXPECT_MATCHES(ours, ref, tol)                                                  \
+  EXPECT_TRUE(::engine::testing::allclose((ours), (ref), (tol).rtol,                    \
+                                          (tol).atol* ::engine::testing::max_abs(ref))) \
+      << "comparing " #ours " to " #ref
