@@ -8,7 +8,9 @@
 // --iters timed calls, each between two CUDA events on the engine's stream; the counters are the
 // median time and the rate derived from it (GFLOP/s for conv and linear, GB/s of the minimal
 // bytes each kernel must move for the rest). tools/gpu_check.sh pairs native with cudnn and
-// prints the ratios.
+// prints the ratios. A case whose timed slot holds the very same function in the cudnn table as
+// in the native one (the cudnn backend runs the native kernel there) has no cudnn row: it would
+// only time the native kernel again under another name.
 //
 //   bench_cuda_ops [--iters 10] [--benchmark_filter=conv/custom] [--benchmark_format=json]
 #include <benchmark/benchmark.h>
@@ -95,34 +97,33 @@ std::vector<ConvShape> conv_shapes() {
   std::vector<ConvShape> v;
   // The four custom CNNs share their convolutions: 3x3 pad 1, three blocks of three.
   for (auto [ci, co, hw] : std::vector<std::tuple<int, int, int>>{{3, 32, 64},
-                                                                   {32, 64, 64},
-                                                                   {64, 64, 64},
-                                                                   {64, 128, 32},
-                                                                   {128, 256, 32},
-                                                                   {256, 256, 32},
-                                                                   {256, 512, 16},
-                                                                   {512, 1024, 16},
-                                                                   {1024, 1024, 16}})
+                                                                  {32, 64, 64},
+                                                                  {64, 64, 64},
+                                                                  {64, 128, 32},
+                                                                  {128, 256, 32},
+                                                                  {256, 256, 32},
+                                                                  {256, 512, 16},
+                                                                  {512, 1024, 16},
+                                                                  {1024, 1024, 16}})
     v.push_back({"custom", 64, ci, co, hw, 3, 1, 1, 1});
   // ResNet-50 (torchvision: stride on the 3x3), one row per distinct shape.
   const std::vector<ConvShape> resnet = {
-      {"resnet50", 64, 3, 64, 224, 7, 2, 3, 1},      {"resnet50", 64, 64, 64, 56, 1, 1, 0, 1},
-      {"resnet50", 64, 64, 64, 56, 3, 1, 1, 1},      {"resnet50", 64, 64, 256, 56, 1, 1, 0, 1},
-      {"resnet50", 64, 256, 64, 56, 1, 1, 0, 1},     {"resnet50", 64, 256, 128, 56, 1, 1, 0, 1},
-      {"resnet50", 64, 128, 128, 56, 3, 2, 1, 1},    {"resnet50", 64, 256, 512, 56, 1, 2, 0, 1},
-      {"resnet50", 64, 128, 512, 28, 1, 1, 0, 1},    {"resnet50", 64, 512, 128, 28, 1, 1, 0, 1},
-      {"resnet50", 64, 128, 128, 28, 3, 1, 1, 1},    {"resnet50", 64, 512, 256, 28, 1, 1, 0, 1},
-      {"resnet50", 64, 256, 256, 28, 3, 2, 1, 1},    {"resnet50", 64, 512, 1024, 28, 1, 2, 0, 1},
-      {"resnet50", 64, 256, 1024, 14, 1, 1, 0, 1},   {"resnet50", 64, 1024, 256, 14, 1, 1, 0, 1},
-      {"resnet50", 64, 256, 256, 14, 3, 1, 1, 1},    {"resnet50", 64, 1024, 512, 14, 1, 1, 0, 1},
-      {"resnet50", 64, 512, 512, 14, 3, 2, 1, 1},    {"resnet50", 64, 1024, 2048, 14, 1, 2, 0, 1},
-      {"resnet50", 64, 512, 2048, 7, 1, 1, 0, 1},    {"resnet50", 64, 2048, 512, 7, 1, 1, 0, 1},
+      {"resnet50", 64, 3, 64, 224, 7, 2, 3, 1},    {"resnet50", 64, 64, 64, 56, 1, 1, 0, 1},
+      {"resnet50", 64, 64, 64, 56, 3, 1, 1, 1},    {"resnet50", 64, 64, 256, 56, 1, 1, 0, 1},
+      {"resnet50", 64, 256, 64, 56, 1, 1, 0, 1},   {"resnet50", 64, 256, 128, 56, 1, 1, 0, 1},
+      {"resnet50", 64, 128, 128, 56, 3, 2, 1, 1},  {"resnet50", 64, 256, 512, 56, 1, 2, 0, 1},
+      {"resnet50", 64, 128, 512, 28, 1, 1, 0, 1},  {"resnet50", 64, 512, 128, 28, 1, 1, 0, 1},
+      {"resnet50", 64, 128, 128, 28, 3, 1, 1, 1},  {"resnet50", 64, 512, 256, 28, 1, 1, 0, 1},
+      {"resnet50", 64, 256, 256, 28, 3, 2, 1, 1},  {"resnet50", 64, 512, 1024, 28, 1, 2, 0, 1},
+      {"resnet50", 64, 256, 1024, 14, 1, 1, 0, 1}, {"resnet50", 64, 1024, 256, 14, 1, 1, 0, 1},
+      {"resnet50", 64, 256, 256, 14, 3, 1, 1, 1},  {"resnet50", 64, 1024, 512, 14, 1, 1, 0, 1},
+      {"resnet50", 64, 512, 512, 14, 3, 2, 1, 1},  {"resnet50", 64, 1024, 2048, 14, 1, 2, 0, 1},
+      {"resnet50", 64, 512, 2048, 7, 1, 1, 0, 1},  {"resnet50", 64, 2048, 512, 7, 1, 1, 0, 1},
       {"resnet50", 64, 512, 512, 7, 3, 1, 1, 1}};
   v.insert(v.end(), resnet.begin(), resnet.end());
   // MobileNetV2: the stem, every depthwise shape, and the pointwise shapes.
-  const int64_t dw[][3] = {{32, 112, 1},  {96, 112, 2}, {144, 56, 1}, {144, 56, 2},
-                           {192, 28, 1},  {192, 28, 2}, {384, 14, 1}, {576, 14, 1},
-                           {576, 14, 2},  {960, 7, 1}};
+  const int64_t dw[][3] = {{32, 112, 1}, {96, 112, 2}, {144, 56, 1}, {144, 56, 2}, {192, 28, 1},
+                           {192, 28, 2}, {384, 14, 1}, {576, 14, 1}, {576, 14, 2}, {960, 7, 1}};
   v.push_back({"mobilenetv2", 64, 3, 32, 224, 3, 2, 1, 1});
   for (auto& d : dw) v.push_back({"mobilenetv2", 64, d[0], d[0], d[1], 3, d[2], 1, d[0]});
   const int64_t pw[][3] = {{32, 16, 112}, {16, 96, 112}, {96, 24, 56},  {24, 144, 56},
@@ -232,10 +233,10 @@ void bench_memory_op(benchmark::State& state, std::string op, std::string backen
   std::function<void()> fn;
   double bytes = 0;
   // A backend without the kernel (a build without it) reports the case as an error, not a crash.
-#define NEED(slot)                                                           \
-  if (!t.slot) {                                                             \
+#define NEED(slot)                                                          \
+  if (!t.slot) {                                                            \
     state.SkipWithError(("backend " + backend + " has no " #slot).c_str()); \
-    return;                                                                  \
+    return;                                                                 \
   }
   if (op == "batch_norm_train_fwd") {
     // Statistics pass reads x; normalise pass reads x, writes y.
@@ -292,8 +293,8 @@ void bench_memory_op(benchmark::State& state, std::string op, std::string backen
     fn = [&] { t.add(x, gy, y); };
     bytes = 3 * f;
   } else {
-    Activation a = op.find("relu6") != std::string::npos    ? Activation::ReLU6
-                   : op.find("relu") != std::string::npos   ? Activation::ReLU
+    Activation a = op.find("relu6") != std::string::npos     ? Activation::ReLU6
+                   : op.find("relu") != std::string::npos    ? Activation::ReLU
                    : op.find("sigmoid") != std::string::npos ? Activation::Sigmoid
                                                              : Activation::Tanh;
     if (op.ends_with("_fwd")) {
@@ -312,40 +313,89 @@ void bench_memory_op(benchmark::State& state, std::string op, std::string backen
 #undef NEED
 }
 
+// Whether the slot a case times holds the same function under both backends, read from the
+// filled tables at run time (what the cudnn backend takes over from native can change).
+using SameKernel = bool (*)(const KernelTable& native, const KernelTable& cudnn);
+#define SAME_KERNEL(slot) \
+  [](const KernelTable& n, const KernelTable& c) { return n.slot == c.slot; }
+
+struct TimedCase {
+  const char* name;
+  SameKernel same;
+};
+
+const TimedCase kConvPasses[] = {{"fwd", SAME_KERNEL(conv2d_forward)},
+                                 {"bwd_data", SAME_KERNEL(conv2d_backward_data)},
+                                 {"bwd_weight", SAME_KERNEL(conv2d_backward_weight)}};
+const TimedCase kLinearPasses[] = {{"fwd", SAME_KERNEL(linear_forward)},
+                                   {"bwd_data", SAME_KERNEL(linear_backward_data)},
+                                   {"bwd_weight", SAME_KERNEL(linear_backward_weight)}};
+// The memory-bound cases of bench_memory_op, each with the slot it times (its set-up calls, such
+// as the forward before a backward, are not timed).
+const TimedCase kMemoryOps[] = {{"batch_norm_train_fwd", SAME_KERNEL(batch_norm_forward_train)},
+                                {"batch_norm_eval_fwd", SAME_KERNEL(batch_norm_forward_eval)},
+                                {"batch_norm_bwd", SAME_KERNEL(batch_norm_backward)},
+                                {"max_pool_fwd", SAME_KERNEL(max_pool2d_forward)},
+                                {"max_pool_bwd", SAME_KERNEL(max_pool2d_backward)},
+                                {"avg_pool_fwd", SAME_KERNEL(avg_pool2d_forward)},
+                                {"avg_pool_bwd", SAME_KERNEL(avg_pool2d_backward)},
+                                {"global_avg_pool_fwd", SAME_KERNEL(adaptive_avg_pool2d_forward)},
+                                {"global_avg_pool_bwd", SAME_KERNEL(adaptive_avg_pool2d_backward)},
+                                {"relu_fwd", SAME_KERNEL(activation_forward)},
+                                {"relu_bwd", SAME_KERNEL(activation_backward)},
+                                {"relu6_fwd", SAME_KERNEL(activation_forward)},
+                                {"sigmoid_fwd", SAME_KERNEL(activation_forward)},
+                                {"sigmoid_bwd", SAME_KERNEL(activation_backward)},
+                                {"tanh_fwd", SAME_KERNEL(activation_forward)},
+                                {"tanh_bwd", SAME_KERNEL(activation_backward)},
+                                {"dropout_fwd", SAME_KERNEL(dropout)},
+                                {"dropout_bwd", SAME_KERNEL(dropout)},
+                                {"add", SAME_KERNEL(add)}};
+#undef SAME_KERNEL
+
+// Whether backend `be` gets a row for case c: native always; cudnn only where it runs a kernel
+// of its own. The cases left out are listed on stderr, so a reader knows why a row is missing.
+bool own_row(const std::string& be, const std::string& label, const TimedCase& c) {
+  if (be != "cudnn" || !c.same(kernel_table(Backend::Native), kernel_table(Backend::Cudnn)))
+    return true;
+  std::fprintf(stderr,
+               "bench_cuda_ops: no cudnn row for %s: the cudnn backend runs the native "
+               "kernel\n",
+               label.c_str());
+  return false;
+}
+
 bool has_slot_for(Backend b, const std::string& op) {
   const KernelTable& t = kernel_table(b);
-  if (op == "conv")
-    return t.conv2d_forward && t.conv2d_backward_data && t.conv2d_backward_weight;
-  if (op == "linear")
-    return t.linear_forward && t.linear_backward_data && t.linear_backward_weight;
+  if (op == "conv") return t.conv2d_forward && t.conv2d_backward_data && t.conv2d_backward_weight;
+  if (op == "linear") return t.linear_forward && t.linear_backward_data && t.linear_backward_weight;
   return t.conv2d_forward != nullptr;  // an empty table: a build without that backend
 }
 
 void register_all() {
   const std::vector<std::string> backends = {"native", "cudnn"};
-  const std::vector<std::string> passes = {"fwd", "bwd_data", "bwd_weight"};
   for (const ConvShape& c : conv_shapes())
-    for (const std::string& pass : passes)
+    for (const TimedCase& pass : kConvPasses)
       for (const std::string& be : backends) {
-        if (!has_slot_for(backend_of(be), "conv")) continue;
-        benchmark::RegisterBenchmark(("conv/" + conv_label(c) + "/" + pass + "/" + be).c_str(),
-                                     bench_conv, c, pass, be)
+        const std::string label = "conv/" + conv_label(c) + "/" + pass.name;
+        if (!has_slot_for(backend_of(be), "conv") || !own_row(be, label, pass)) continue;
+        benchmark::RegisterBenchmark((label + "/" + be).c_str(), bench_conv, c,
+                                     std::string(pass.name), be)
             ->UseManualTime()
             ->Iterations(g_iters)
             ->Unit(benchmark::kMillisecond);
       }
-  const std::vector<LinearShape> linears = {{"custom_fc1", 64, 65536, 256},
-                                            {"custom_fc2", 64, 256, 256},
-                                            {"custom_fc3", 64, 256, 6},
-                                            {"resnet50_fc", 64, 2048, 1000},
-                                            {"mobilenetv2_fc", 64, 1280, 1000},
-                                            {"ensemble_head", 64, 12, 6}};
+  const std::vector<LinearShape> linears = {
+      {"custom_fc1", 64, 65536, 256},     {"custom_fc2", 64, 256, 256},
+      {"custom_fc3", 64, 256, 6},         {"resnet50_fc", 64, 2048, 1000},
+      {"mobilenetv2_fc", 64, 1280, 1000}, {"ensemble_head", 64, 12, 6}};
   for (const LinearShape& l : linears)
-    for (const std::string& pass : passes)
+    for (const TimedCase& pass : kLinearPasses)
       for (const std::string& be : backends) {
-        if (!has_slot_for(backend_of(be), "linear")) continue;
-        benchmark::RegisterBenchmark(("linear/" + l.net + "/" + pass + "/" + be).c_str(),
-                                     bench_linear, l, pass, be)
+        const std::string label = "linear/" + l.net + "/" + pass.name;
+        if (!has_slot_for(backend_of(be), "linear") || !own_row(be, label, pass)) continue;
+        benchmark::RegisterBenchmark((label + "/" + be).c_str(), bench_linear, l,
+                                     std::string(pass.name), be)
             ->UseManualTime()
             ->Iterations(g_iters)
             ->Unit(benchmark::kMillisecond);
@@ -354,15 +404,12 @@ void register_all() {
       ->UseManualTime()
       ->Iterations(g_iters)
       ->Unit(benchmark::kMillisecond);
-  for (const char* op :
-       {"batch_norm_train_fwd", "batch_norm_eval_fwd", "batch_norm_bwd", "max_pool_fwd",
-        "max_pool_bwd", "avg_pool_fwd", "avg_pool_bwd", "global_avg_pool_fwd",
-        "global_avg_pool_bwd", "relu_fwd", "relu_bwd", "relu6_fwd", "sigmoid_fwd", "sigmoid_bwd",
-        "tanh_fwd", "tanh_bwd", "dropout_fwd", "dropout_bwd", "add"})
+  for (const TimedCase& op : kMemoryOps)
     for (const std::string& be : backends) {
-      if (!has_slot_for(backend_of(be), "memory")) continue;
-      benchmark::RegisterBenchmark((std::string("memory/") + op + "/" + be).c_str(),
-                                   bench_memory_op, std::string(op), be)
+      const std::string label = std::string("memory/") + op.name;
+      if (!has_slot_for(backend_of(be), "memory") || !own_row(be, label, op)) continue;
+      benchmark::RegisterBenchmark((label + "/" + be).c_str(), bench_memory_op,
+                                   std::string(op.name), be)
           ->UseManualTime()
           ->Iterations(g_iters)
           ->Unit(benchmark::kMillisecond);
