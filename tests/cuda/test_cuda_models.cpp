@@ -4,10 +4,16 @@
 // TF32 is off throughout (native kernels never use it; the cudnn backend defaults to off).
 // Tolerances, max|cuda - cpu| / max|cpu|:
 // - logits and loss: 1e-4 (two float32 implementations summing in different orders);
-// - fc1..fc3 gradients: 1e-3; conv and batch-norm gradients: 1e-3, or, upstream of a max pool,
-//   pointing the same way (cosine >= 0.9999) with every element within 0.1 of the largest: a
-//   float32 near-tie in a pooling window may be routed to the other element by either device
-//   (tests/test_models.cpp measured this against PyTorch for the CPU);
+// - every gradient: 1e-3. Only the parameters upstream of a max pool (seq1..seq3, not fc1..fc3)
+//   may instead be within what one branch flip explains: every element within 5e-2 of the
+//   largest (1e-1 for bn_dropout, whose train-mode batch norms spread a flip over the channel)
+//   and cosine >= 0.9999. Where a pooling window holds two values within float32 rounding of each
+//   other, or a ReLU's input is within rounding of 0, either device may take the other branch, and
+//   that moves every gradient upstream of it; tests/test_models.cpp has the measurements (CPU
+//   against float64 PyTorch: up to 3.2e-2 for simple and tanh, 1.7e-1 for bn_dropout; 1 - cosine
+//   <= 3.4e-5). Emulated (tests/cuda_emu, 2026-12-02) against the CPU: simple within 1.1e-3
+//   (1 - cosine <= 2e-7); bn_dropout one flip, seq3.6.weight 9.2e-2, seq3.3.weight 4.9e-2
+//   (1 - cosine <= 1.5e-5);
 // - the conv biases of bn_dropout (each followed by BatchNorm in train mode) have true gradient 0,
 //   so both devices return rounding noise: held to max|g| <= 1e-3 x max|that conv's weight grad|;
 // - loss after one RMSprop step (lr 1e-5, alpha 0.9): 1e-3.
@@ -28,6 +34,12 @@ double max_abs(const Tensor& t) {
   for (float v : t.to_vector()) m = std::max(m, std::abs(double{v}));
   return m;
 }
+
+// Where a branch flip can reach: every seqK block (conv, batch norm, ReLU) ends in MaxPool2d(2),
+// so its parameters are the ones upstream of a max pool; fc1..fc3 follow the last pool.
+bool upstream_of_max_pool(const std::string& name) { return name.rfind("seq", 0) == 0; }
+double flip_err(const std::string& variant) { return variant == "bn_dropout" ? 1e-1 : 5e-2; }
+constexpr double kFlipCosine = 0.9999;
 
 struct StepResult {
   Tensor logits, loss, loss_after;
@@ -113,9 +125,15 @@ TEST_P(CudaModelStep, MatchesCpuStep) {
       EXPECT_LE(max_abs(g), 1e-3 * wmax) << "conv bias before BatchNorm: expected noise only";
       continue;
     }
-    ASSERT_TRUE(name.rfind("seq", 0) == 0) << "error " << err << " beyond 1e-3";
+    if (!upstream_of_max_pool(name)) {
+      EXPECT_LE(err, 1e-3);
+      continue;
+    }
     const double cos = cosine(g, g_ref);
-    EXPECT_TRUE(cos >= 0.9999 && err <= 0.1) << "error " << err << ", cosine " << cos;
+    EXPECT_TRUE(err <= flip_err(variant) && cos >= kFlipCosine)
+        << "error " << err
+        << " beyond 1e-3, and beyond what one branch flip explains (error <= " << flip_err(variant)
+        << ", cosine >= " << kFlipCosine << "): cosine " << cos;
   }
 }
 
