@@ -23,13 +23,14 @@ the engine's errors to three digits: simple, a ReLU in seq2.3 at an input 1.2e-7
 largest (seq2.2's gradients off by 3.2e-2 of their largest element, everything upstream by 5.7e-3
 to 1.0e-2); bn_dropout, a ReLU in seq3.8 just after a train-mode batch norm (seq3.6.weight 1.7e-1,
 seq3.7.bias 5.0e-2). tanh (no ReLU) errs in seq1 only, from seq1.4 up, which places its flip in
-seq1's max pool (seq1.4.weight 2.3e-2). sigmoid: nothing beyond the strict rule. 1 - cosine stayed <= 3.4e-5. (An earlier measurement on an AVX-512 machine found 2
-max-pool flips in seq3 moving seq3.6.weight by 6e-3: which elements flip depends on the float32
-summation order, so on the CPU and its BLAS.) The test holds parameters upstream of a max pool
+seq1's max pool (seq1.4.weight 2.3e-2). sigmoid: nothing beyond the strict rule. 1 - cosine
+stayed <= 3.4e-5. (An earlier measurement on an AVX-512 machine found 2 max-pool flips in seq3
+moving seq3.6.weight by 6e-3: which elements flip depends on the float32 summation order, so on
+the CPU and its BLAS.) The test holds parameters upstream of a max pool
 (seq1..seq3) to 5e-2 per element (1e-1 for bn_dropout in train mode, as before: its batch norms
 spread a flip over the channel, so it fails on the machine above) and cosine 0.9999 where they
-miss the strict rule, and those after the last pool (fc1..fc3) to the strict rule; the per-op parity tests check every kernel itself to
-1e-4.
+miss the strict rule, and those after the last pool (fc1..fc3) to the strict rule; the per-op
+parity tests check every kernel itself to 1e-4.
 
 The RMSprop steps use lr 1e-5, not the study's 0.05: at 0.05 PyTorch's own loss reaches 1e18 by
 the second step, and a diverging run amplifies rounding without bound. RMSprop's first steps move
