@@ -7,6 +7,11 @@
 //   bench_train_step --model simple --batch 8 --steps 5 --threads 2 [--freeze-convs 1]
 //   bench_train_step --model simple --batch 64 --steps 20 --device cuda --backend native|cudnn
 //
+// Memory on the CPU is reported twice: the whole process's peak resident set (peak_rss_mb) and
+// that peak above a baseline taken after start-up (the libraries loaded, threads set) and before
+// the model is built (peak_above_baseline_mb), which torch_train_step.py measures the same way:
+// what the model and its step cost, without either side's fixed start-up cost.
+//
 // On CUDA the steps are queued back to back as in training (no synchronisation inside a step, so
 // the per-phase times are not reported) after 3 warm-up steps, and the time of all of them,
 // to the end of the last, is divided by their number.
@@ -20,6 +25,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -29,6 +35,15 @@
 
 extern "C" void openblas_set_num_threads(int);
 
+// The resident set now (VmRSS in /proc/self/status), in MB; 0 where there is no /proc.
+static double current_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::string model = "simple";
   int batch = 8, steps = 5, threads = 0, size = 64;
@@ -37,15 +52,24 @@ int main(int argc, char** argv) {
   std::string device = "cpu", backend = "";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--model") model = v;
-    else if (k == "--batch") batch = std::stoi(v);
-    else if (k == "--steps") steps = std::stoi(v);
-    else if (k == "--threads") threads = std::stoi(v);
-    else if (k == "--image-size") size = std::stoi(v);
-    else if (k == "--width") width = std::stof(v);
-    else if (k == "--freeze-convs") freeze = v == "1";
-    else if (k == "--device") device = v;
-    else if (k == "--backend") backend = v;
+    if (k == "--model")
+      model = v;
+    else if (k == "--batch")
+      batch = std::stoi(v);
+    else if (k == "--steps")
+      steps = std::stoi(v);
+    else if (k == "--threads")
+      threads = std::stoi(v);
+    else if (k == "--image-size")
+      size = std::stoi(v);
+    else if (k == "--width")
+      width = std::stof(v);
+    else if (k == "--freeze-convs")
+      freeze = v == "1";
+    else if (k == "--device")
+      device = v;
+    else if (k == "--backend")
+      backend = v;
     else {
       std::fprintf(stderr, "bench_train_step: unknown flag %s\n", k.c_str());
       return 2;
@@ -56,6 +80,7 @@ int main(int argc, char** argv) {
       omp_set_num_threads(threads);
       openblas_set_num_threads(threads);
     }
+    const double baseline_rss_mb = current_rss_mb();
     using namespace engine;
     const Device dev = Device::parse(device);
     if (!backend.empty()) set_default_cuda_backend(parse_backend(backend));
@@ -146,11 +171,14 @@ int main(int argc, char** argv) {
     getrusage(RUSAGE_SELF, &ru);
     std::printf(
         "{\"impl\": \"engine\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, "
-        "\"median_step_s\": %.5f, \"images_per_s\": %.4f, \"peak_rss_mb\": %.1f, \"loss\": %.5f, "
-        "\"frozen_convs\": %s, \"backward_nodes\": %llu, \"forward_s\": %.4f, \"backward_s\": %.4f, "
+        "\"median_step_s\": %.5f, \"images_per_s\": %.4f, \"peak_rss_mb\": %.1f, "
+        "\"baseline_rss_mb\": %.1f, \"peak_above_baseline_mb\": %.1f, \"loss\": %.5f, "
+        "\"frozen_convs\": %s, \"backward_nodes\": %llu, \"forward_s\": %.4f, \"backward_s\": "
+        "%.4f, "
         "\"update_s\": %.4f}\n",
         model.c_str(), batch, threads > 0 ? threads : omp_get_max_threads(), steps, median,
-        batch / median, ru.ru_maxrss / 1024.0, loss, freeze ? "true" : "false",
+        batch / median, ru.ru_maxrss / 1024.0, baseline_rss_mb,
+        ru.ru_maxrss / 1024.0 - baseline_rss_mb, loss, freeze ? "true" : "false",
         static_cast<unsigned long long>(nodes), med(t_fwd), med(t_bwd), med(t_upd));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());

@@ -2,7 +2,9 @@
 printing the same JSON line. Run with /usr/bin/python3 (Debian's python3-torch) on the CPU; on a
 GPU machine with its python3: --device cuda [--tf32 on] (cuDNN with benchmark mode, so it picks
 its fastest algorithms as our cudnn backend does; TF32 off unless asked). On CUDA the steps are
-queued back to back after 3 warm-up steps and timed to the end of the last, as bench_train_step."""
+queued back to back after 3 warm-up steps and timed to the end of the last, as bench_train_step.
+On the CPU, memory is the whole process's peak resident set and that peak above a baseline taken
+after `import torch` and set_num_threads, before the model is built, as bench_train_step does."""
 import argparse
 import json
 import os
@@ -24,6 +26,16 @@ ap.add_argument("--image-size", type=int, default=64)
 ap.add_argument("--device", default="cpu")
 ap.add_argument("--tf32", default="off", choices=["on", "off"])
 a = ap.parse_args()
+
+
+def current_rss_mb():
+    """The resident set now (VmRSS in /proc/self/status), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
 
 if a.device.startswith("cuda"):
     torch.backends.cudnn.benchmark = True
@@ -59,6 +71,7 @@ if a.device.startswith("cuda"):
     sys.exit(0)
 
 torch.set_num_threads(a.threads)
+baseline_rss_mb = current_rss_mb()
 torch.manual_seed(1)
 net = StudyCnn(a.model, image_size=a.image_size)
 net.train()
@@ -77,8 +90,10 @@ for s in range(a.steps + 1):
         times.append(dt)
 times.sort()
 med = times[len(times) // 2]
+peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"impl": "pytorch " + torch.__version__, "model": a.model, "batch": a.batch,
                   "threads": a.threads, "steps": a.steps, "median_step_s": round(med, 5),
-                  "images_per_s": round(a.batch / med, 4),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                  "images_per_s": round(a.batch / med, 4), "peak_rss_mb": round(peak_rss_mb, 1),
+                  "baseline_rss_mb": round(baseline_rss_mb, 1),
+                  "peak_above_baseline_mb": round(peak_rss_mb - baseline_rss_mb, 1),
                   "loss": round(loss.item(), 5)}))
