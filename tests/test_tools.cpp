@@ -494,6 +494,8 @@ TEST(Tools, BadFlagsAndInputsGiveOneClearLine) {
       {"train", {"--train-dir", tr, "--test-dir", te, "--epochs", "0"}, "--epochs 0"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--epochs", "two"}, "--epochs"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--image-size", "60"}, "multiple of 8"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--image-size", "1024", "--width", "4"},
+       "quarter of this machine's"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--lr", "-1"}, "--lr -1"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--device", "tpu"}, "--device tpu"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--optimizer", "lbfgs"}, "--optimizer lbfgs"},

@@ -19,6 +19,7 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/scheduler.h"
+#include "engine/storage.h"
 #include "layers/layers.h"
 #include "tools/lib/evaluation.h"
 #include "tools/lib/model_io.h"
@@ -155,7 +156,20 @@ struct Run {
     info.image_size = int(cfg.image_size);
     info.width = cfg.width;
     engine::Generator init_gen(cfg.seed);
-    net = app::build_model(info, init_gen);
+    {
+      // Parameters, their gradients and up to two optimizer buffers each: a model whose
+      // parameters alone take a quarter of the machine's memory cannot train here. Settings (or a
+      // resumed state's settings) that ask for one are refused before anything is allocated,
+      // rather than ending in the out-of-memory killer.
+      const size_t memory = size_t(sysconf(_SC_PHYS_PAGES)) * size_t(sysconf(_SC_PAGE_SIZE));
+      engine::AllocationCap cap(
+          memory / 4, engine::detail::concat(
+                          "model '", cfg.model, "' at --image-size ", cfg.image_size, " --width ",
+                          cfg.width, " needs more than a quarter of this machine's ", memory >> 20,
+                          " MiB of memory for its parameters; "
+                          "lower --image-size or --width"));
+      net = app::build_model(info, init_gen);
+    }
     dev = choose_device(cfg.device, cfg.backend);
     net->to(dev);
     for (auto& [name, m] : net->named_modules()) {
