@@ -2,7 +2,7 @@
 // the KernelTable members and their signatures (engine/op_table.h), the slot names in error
 // messages and in supports(), each backend's register_<family> declarations
 // (kernels/*/..._util.h) and calls (kernels/registry.cpp), the cross-backend test harness
-// (tests/cuda/test_cuda_backends.cpp) and docs/SUPPORT_MATRIX.md (tools/support_matrix.cpp).
+// (tests/cuda/test_cuda_backends.cpp) and docs/SUPPORT_MATRIX.md (tools/op_support.cpp).
 // The pattern of ggml's op enum and ATen's native_functions.yaml, as an X-macro list: define
 // ENGINE_FAMILY and/or ENGINE_SLOT, then include this file; both are undefined at its end.
 //
