@@ -47,8 +47,9 @@ void zero_bytes(void* dst, Device dev, size_t bytes);
 // Caps the bytes that Storage may allocate on this thread while the cap lives (the innermost cap
 // rules; freeing does not give bytes back), so that sizes read from a file cannot make the engine
 // allocate more than the file justifies: app::load_weights builds the model a weights file names
-// within a bound set by the bytes of the file's tensors. Going over throws Error starting with
-// `what`.
+// within a bound set by the bytes of the file's tensors, and train builds its model (from flags or
+// a resumed state) within a quarter of the machine's memory. Going over throws Error starting
+// with `what`.
 class AllocationCap {
  public:
   AllocationCap(size_t bytes, std::string what);
