@@ -194,6 +194,24 @@ Image resize_bilinear(const Image& src, int out_w, int out_h) {
   return out;
 }
 
+Image resize_shorter_side(const Image& src, int size) {
+  ENGINE_CHECK(size > 0, "resize: shorter side ", size, " must be positive");
+  ENGINE_CHECK(!src.empty(), "resize: empty input image");
+  const bool portrait = src.width <= src.height;
+  const int64_t shorter = portrait ? src.width : src.height;
+  const int64_t longer = portrait ? src.height : src.width;
+  // Python's int(size * long / short): an exact integer product, one correctly rounded division,
+  // truncation. Equal to the floor division (the quotient is never within 2^-53 of an integer).
+  const int64_t new_long = int64_t(double(size * longer) / double(shorter));
+  // A sliver (1000:1) would otherwise allocate gigabytes; the cap is the largest image the
+  // decoder accepts by default.
+  ENGINE_CHECK(new_long * size <= DecodeLimits{}.max_pixels, "resize: ", src.width, "x", src.height,
+               " with shorter side ", size, " would be ", new_long, " pixels long, more than ",
+               DecodeLimits{}.max_pixels, " pixels in all");
+  return portrait ? resize_bilinear(src, size, int(new_long))
+                  : resize_bilinear(src, int(new_long), size);
+}
+
 Image crop(const Image& src, int x, int y, int w, int h) {
   ENGINE_CHECK(w > 0 && h > 0, "crop: size ", w, "x", h, " must be positive");
   Image out(w, h);  // zero-filled: the padding
@@ -275,6 +293,10 @@ Transform::Transform(TransformOptions o) : opt_(o) {
                opt_.image_size, " must be in 1..4096");
   ENGINE_CHECK(opt_.crop_scale_min > 0 && opt_.crop_scale_min <= 1,
                "transform: crop scale minimum ", opt_.crop_scale_min, " must be in (0, 1]");
+  ENGINE_CHECK(opt_.resize_size == 0 || opt_.resize_size >= opt_.image_size,
+               "transform: resize size ", opt_.resize_size,
+               " must be 0 (plain resize) or at least the image size ", opt_.image_size,
+               " (the centre crop taken after the resize)");
   for (int c = 0; c < 3; ++c) {
     ENGINE_CHECK(opt_.std[c] > 0 && std::isfinite(opt_.std[c]) && std::isfinite(opt_.mean[c]),
                  "transform: normalisation std must be positive and mean/std finite");
@@ -282,8 +304,10 @@ Transform::Transform(TransformOptions o) : opt_(o) {
 }
 
 Image Transform::base(Image decoded) const {
+  const int s = opt_.image_size;
   if (opt_.augment) return decoded;
-  return resize_bilinear(decoded, opt_.image_size, opt_.image_size);
+  if (opt_.resize_size == 0) return resize_bilinear(decoded, s, s);
+  return center_crop(resize_shorter_side(decoded, opt_.resize_size), s, s);
 }
 
 size_t Transform::base_bytes(int w, int h) const {
