@@ -13,10 +13,15 @@ int64_t fan_in(const Tensor& w) {
   return w.numel() / w.size(0);
 }
 
-void kaiming_normal_(Tensor& w, Generator& gen) {
-  const float stddev = std::sqrt(2.0f / static_cast<float>(fan_in(w)));
-  float* p = w.data<float>();
-  for (int64_t i = 0, n = w.numel(); i < n; ++i) p[i] = stddev * gen.normal();
+void kaiming_normal_(Tensor& w, Generator& gen, bool fan_out) {
+  // PyTorch's fan_out is size(0) * receptive field, ignoring groups (depthwise layers too).
+  const int64_t fan = fan_out ? w.size(0) * (w.numel() / (w.size(0) * w.size(1))) : fan_in(w);
+  normal_(w, std::sqrt(2.0f / static_cast<float>(fan)), gen);
+}
+
+void normal_(Tensor& t, float stddev, Generator& gen) {
+  float* p = t.data<float>();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = stddev * gen.normal();
 }
 
 void default_uniform_(Tensor& t, int64_t fan_in, Generator& gen) {

@@ -11,8 +11,10 @@ namespace engine {
 
 // Weight initialisers (in place, drawing from `gen`).
 namespace init {
-// Kaiming/He normal with fan_in mode and ReLU gain: std = sqrt(2 / fan_in).
-void kaiming_normal_(Tensor& w, Generator& gen);
+// Kaiming/He normal with ReLU gain: std = sqrt(2 / fan), fan_in (PyTorch's default mode) or
+// fan_out = out_channels / groups * kH * kW (torchvision's ResNet and MobileNetV2).
+void kaiming_normal_(Tensor& w, Generator& gen, bool fan_out = false);
+void normal_(Tensor& t, float stddev, Generator& gen);  // N(0, stddev^2)
 // PyTorch's default for Conv2d/Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
 void default_uniform_(Tensor& t, int64_t fan_in, Generator& gen);
 int64_t fan_in(const Tensor& w);  // in_features, or Cin/groups * kH * kW

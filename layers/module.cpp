@@ -1,6 +1,7 @@
 // Module tree walks, state dicts, device moves and the summary table.
 #include "layers/module.h"
 
+#include <atomic>
 #include <cstdio>
 #include <set>
 #include <sstream>
@@ -11,7 +12,18 @@ namespace engine {
 namespace {
 // Set while summary() runs: every module call appends its output here.
 std::vector<std::pair<Module*, Shape>>* g_summary_rows = nullptr;
+std::atomic<uint64_t> g_state_version{0};
+
+// BatchNorm's counter is a 0-d I64 in PyTorch's state_dict, but some exporters write it as [1].
+bool is_counter_alias(const Tensor& file, const Tensor& mine) {
+  return mine.dtype() == DType::I64 && file.dtype() == DType::I64 && mine.numel() == 1 &&
+         file.numel() == 1 && mine.dim() <= 1 && file.dim() <= 1;
+}
 }  // namespace
+
+uint64_t Module::state_version() { return g_state_version.load(); }
+void Module::touch_state() { ++g_state_version; }
+bool Module::summary_active() { return g_summary_rows != nullptr; }
 
 Tensor Module::operator()(const Tensor& x) {
   Tensor y;
@@ -76,11 +88,13 @@ int64_t Module::num_parameters(bool trainable_only) const {
 }
 
 void Module::train(bool on) {
+  touch_state();
   training_ = on;
   for (auto& [n, c] : children_) c->train(on);
 }
 
 void Module::set_requires_grad(bool on) {
+  touch_state();
   for (auto& [n, t] : named_parameters()) {
     Tensor h = t;
     h.set_requires_grad(on);
@@ -109,7 +123,7 @@ void Module::load_state_dict(const TensorMap& state, bool strict) {
     auto it = state.find(n);
     if (it == state.end()) {
       missing.push_back(n);
-    } else if (it->second.shape() != t.shape()) {
+    } else if (it->second.shape() != t.shape() && !is_counter_alias(it->second, t)) {
       mismatched.push_back(n + " (checkpoint " + shape_str(it->second.shape()) + ", model " +
                            shape_str(t.shape()) + ")");
     } else if (it->second.dtype() != t.dtype()) {
@@ -140,11 +154,17 @@ void Module::load_state_dict(const TensorMap& state, bool strict) {
     auto it = state.find(n);
     if (it == state.end()) continue;
     Tensor dst = t;
+    if (it->second.shape() != t.shape()) {  // the counter alias: one int64 either way
+      dst.data<int64_t>()[0] = it->second.to(Device::cpu()).data<int64_t>()[0];
+      continue;
+    }
     dst.copy_(it->second);
   }
+  touch_state();
 }
 
 void Module::to(Device d) {
+  touch_state();
   auto move = [&](Tensor t) {
     if (t.device() == d) return;
     Tensor moved = t.to(d);

@@ -61,6 +61,14 @@ class Module {
   // it unless they set their own.
   void set_backend(std::optional<Backend> b) { backend_ = b; }
 
+  // A process-wide counter that moves whenever the engine may have changed a module's tensors
+  // other than by an optimizer step on trainable parameters: load_state_dict, to(), train()/
+  // eval(), freezing. Caches derived from frozen weights (layers/fused.h) compare it.
+  static uint64_t state_version();
+  static void touch_state();  // for code that writes into parameters' memory directly
+  // True while summary() runs its forward pass (layers then run unfused, so each reports a row).
+  static bool summary_active();
+
   // Moves parameters and buffers to a device (in place: the same Tensor handles are updated).
   // Integer scalar buffers (counters such as num_batches_tracked) stay in host memory.
   void to(Device d);

@@ -8,6 +8,8 @@
 #include "engine/error.h"
 #include "engine/storage.h"
 #include "models/custom_cnn.h"
+#include "models/mobilenet_v2.h"
+#include "models/resnet.h"
 
 namespace app {
 namespace {
@@ -42,12 +44,26 @@ std::string number(double v) {
 }  // namespace
 
 const std::vector<std::string>& model_names() {
-  static const std::vector<std::string> names = {"simple", "bn_dropout", "sigmoid", "tanh"};
+  static const std::vector<std::string> names = {"simple",  "bn_dropout", "sigmoid",
+                                                  "tanh",    "resnet50",   "mobilenet_v2"};
   return names;
+}
+
+bool is_transfer_model(const std::string& model) {
+  return model == "resnet50" || model == "mobilenet_v2";
 }
 
 std::shared_ptr<engine::Module> build_model(const ModelInfo& info, engine::Generator& gen) {
   ENGINE_CHECK(!info.classes.empty(), "model '", info.model, "': no classes");
+  if (is_transfer_model(info.model)) {
+    ENGINE_CHECK(info.image_size >= 32, "model '", info.model, "' needs an image size of at ",
+                 "least 32 (the network's total stride), got ", info.image_size);
+    const int64_t classes = int64_t(info.classes.size());
+    if (info.model == "resnet50")
+      return std::make_shared<engine::ResNet50>(engine::ResNetOptions{.num_classes = classes}, gen);
+    return std::make_shared<engine::MobileNetV2>(
+        engine::MobileNetV2Options{.num_classes = classes}, gen);
+  }
   engine::CustomCnnOptions o;
   o.variant = engine::parse_cnn_variant(info.model);
   o.num_classes = int64_t(info.classes.size());
@@ -64,6 +80,8 @@ engine::Metadata model_metadata(const ModelInfo& info) {
   m["width"] = number(info.width);
   if (info.mean) m["mean"] = json(*info.mean).dump();
   if (info.std) m["std"] = json(*info.std).dump();
+  if (info.resize_size > 0) m["resize_size"] = std::to_string(info.resize_size);
+  if (!info.weights.empty()) m["weights"] = info.weights;
   return m;
 }
 
@@ -110,6 +128,21 @@ ModelInfo parse_model_metadata(const engine::Metadata& meta, const std::string& 
                           it->second);
     }
   }
+  if (auto it = meta.find("resize_size"); it != meta.end()) {
+    try {
+      size_t used = 0;
+      info.resize_size = std::stoi(it->second, &used);
+      if (used != it->second.size() || info.resize_size < 0) throw std::invalid_argument("bad");
+    } catch (const std::logic_error&) {
+      throw engine::Error(src + ": metadata 'resize_size' is not a non-negative integer: " +
+                          it->second);
+    }
+    if (info.resize_size > 0 && info.resize_size < info.image_size) {
+      throw engine::Error(src + ": metadata 'resize_size' " + it->second +
+                          " is smaller than 'image_size' " + std::to_string(info.image_size));
+    }
+  }
+  if (auto it = meta.find("weights"); it != meta.end()) info.weights = it->second;
   const bool has_mean = meta.count("mean"), has_std = meta.count("std");
   if (has_mean != has_std)
     throw engine::Error(src + ": metadata has one of 'mean'/'std' but not both");

@@ -1,11 +1,14 @@
 // Models as files: building a model by name, and weights files that carry what is needed to use
 // them. A weights file is a safetensors file holding exactly the model's state_dict (PyTorch's
 // keys, so torch can load it as it is) plus __metadata__:
-//   model       the --model name (simple | bn_dropout | sigmoid | tanh)
+//   model       the --model name (simple | bn_dropout | sigmoid | tanh | resnet50 | mobilenet_v2)
 //   classes     JSON array of class names in label order
 //   image_size  input side, e.g. "64"
-//   width       channel-width multiplier, e.g. "1" (optional, default 1)
+//   width       channel-width multiplier, e.g. "1" (optional, default 1; custom CNNs only)
 //   mean, std   JSON arrays, present when the model normalises its input
+//   resize_size optional: torchvision's preset (shorter side resized to it, then a centre crop of
+//               image_size); absent or 0: a plain resize to image_size x image_size
+//   weights     optional: where the weights came from ("IMAGENET1K_V1", "random:0")
 // predict and evaluate need nothing else.
 #pragma once
 #include <array>
@@ -26,7 +29,11 @@ struct ModelInfo {
   int image_size = 64;
   float width = 1.f;
   std::optional<std::array<float, 3>> mean, std;  // both or neither
+  int resize_size = 0;
+  std::string weights;  // provenance, empty when unknown
 };
+
+bool is_transfer_model(const std::string& model);  // resnet50 | mobilenet_v2
 
 const std::vector<std::string>& model_names();
 // A freshly initialised model (weights drawn from gen). Throws naming the unknown model or the
