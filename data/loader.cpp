@@ -167,6 +167,15 @@ bool DataLoader::next(Batch& out) {
 }
 
 Batch DataLoader::make_batch(int64_t number, const std::vector<int64_t>& indices, uint64_t key) {
+  if (!opt_.load_images) {
+    Batch batch;
+    batch.number = number;
+    batch.indices = indices;
+    std::vector<int64_t> labels;
+    for (int64_t idx : indices) labels.push_back(labels_[idx]);
+    batch.labels = engine::Tensor::from_vector_i64({int64_t(labels.size())}, labels);
+    return batch;
+  }
   const int s = transform_.options().image_size;
   const int64_t per = int64_t(3) * s * s;
   const int64_t b = int64_t(indices.size());

@@ -46,12 +46,15 @@ struct LoaderOptions {
   int64_t cache_bytes = int64_t(2) << 30;  // 0 = no cache
   bool pin_memory = false;
   bool strict = false;
+  // false: batches carry indices and labels only, in the same order (a feature cache supplies
+  // the inputs); no file is read.
+  bool load_images = true;
   DecodeLimits limits;
   std::function<void(const std::string&)> log;  // warnings; default: stderr
 };
 
 struct Batch {
-  engine::Tensor images;          // [B, 3, S, S] float32 on the CPU
+  engine::Tensor images;          // [B, 3, S, S] float32 on the CPU (undefined: !load_images)
   engine::Tensor labels;          // [B] int64 (-1 for unlabelled samples)
   std::vector<int64_t> indices;   // dataset indices of the B samples
   int64_t number = 0;             // position of the batch in the epoch
@@ -75,6 +78,7 @@ class DataLoader {
   int64_t batches_per_epoch() const { return batches_; }
   int64_t samples_per_epoch() const;
   const ImageDataset& dataset() const { return dataset_; }
+  const LoaderOptions& options() const { return opt_; }
   const Transform& transform() const { return transform_; }
   const std::string& cache_message() const { return cache_message_; }
 

@@ -19,6 +19,7 @@
 #include "tools/lib/model_io.h"
 #include "tools/lib/train_config.h"
 #include "tools/lib/trainer.h"
+#include "tools/lib/transfer.h"
 
 namespace {
 
@@ -70,7 +71,9 @@ void add_setting(CLI::App& cli, const std::string& flag, T& value, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Train one of the study's CNNs on an image folder (one sub-folder per class)"};
+  CLI::App app{
+      "Train one of the study's models (its four CNNs, ResNet-50 or MobileNetV2 from converted "
+      "torchvision weights, their ensemble) on an image folder (one sub-folder per class)"};
   app.get_formatter()->column_width(34);
   app::TrainConfig c;
   bool summary = false;
@@ -96,16 +99,10 @@ int main(int argc, char** argv) {
 
   try {
     if (summary) {
-      app::ModelInfo info;
-      info.model = c.model;
-      info.image_size = int(c.image_size);
-      info.width = c.width;
-      if (!c.train_dir.empty()) {
-        info.classes = data::ImageDataset::folder(c.train_dir).classes();
-      } else {
-        info.classes = std::vector<std::string>(6, "class");
-      }
       c.validate();
+      app::ModelInfo info = app::resolve_run_model(
+          c, c.train_dir.empty() ? std::vector<std::string>(6, "class")
+                                 : data::ImageDataset::folder(c.train_dir).classes());
       engine::Generator gen(c.seed);
       auto net = app::build_model(info, gen);
       std::printf("%s (%zu classes)\n%s", c.model.c_str(), info.classes.size(),

@@ -80,12 +80,23 @@ data::LoaderOptions inference_loader_options(const ModelInfo& info, int batch_si
   lo.strict = strict;
   lo.pin_memory = device.is_cuda();
   lo.transform.image_size = info.image_size;
+  lo.transform.resize_size = info.resize_size;
   if (info.mean) lo.transform.mean = *info.mean, lo.transform.std = *info.std;
   return lo;
 }
 
 EvalResult evaluate(engine::Module& net, data::DataLoader& loader, int num_classes,
                     engine::Device device) {
+  return evaluate_batches(net, loader, num_classes,
+                          [&](const data::Batch& b, engine::Tensor& y) {
+                            y = device.is_cpu() ? b.labels : b.labels.to(device);
+                            return net(device.is_cpu() ? b.images : b.images.to(device));
+                          });
+}
+
+EvalResult evaluate_batches(
+    engine::Module& net, data::DataLoader& loader, int num_classes,
+    const std::function<engine::Tensor(const data::Batch&, engine::Tensor& labels)>& logits_of) {
   engine::autograd::NoGradGuard no_grad;
   net.eval();
   EvalResult r;
@@ -95,17 +106,18 @@ EvalResult evaluate(engine::Module& net, data::DataLoader& loader, int num_class
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
-    engine::Tensor x = device.is_cpu() ? b.images : b.images.to(device);
-    engine::Tensor y = device.is_cpu() ? b.labels : b.labels.to(device);
-    engine::Tensor logits = net(x);
-    loss_sum += double(engine::cross_entropy(logits, y).item()) * double(b.size());
+    engine::Tensor y;
+    engine::Tensor logits = logits_of(b, y);
+    const int64_t n = logits.size(0);
+    if (n == 0) continue;
+    loss_sum += double(engine::cross_entropy(logits, y).item()) * double(n);
     std::vector<int> pred = argmax_rows(logits, num_classes);
-    std::vector<int64_t> labels = b.labels.to_vector_i64();
-    for (int64_t i = 0; i < b.size(); ++i) {
-      correct += pred[i] == labels[i];
-      r.confusion[size_t(labels[i])][size_t(pred[i])] += 1;
+    std::vector<int64_t> labels = y.to_vector_i64();
+    for (int64_t i = 0; i < n; ++i) {
+      correct += pred[size_t(i)] == labels[size_t(i)];
+      r.confusion[size_t(labels[size_t(i)])][size_t(pred[size_t(i)])] += 1;
     }
-    r.samples += b.size();
+    r.samples += n;
   }
   if (r.samples > 0) {
     r.loss = loss_sum / double(r.samples);

@@ -1,6 +1,7 @@
 // Running a model over a loader without gradients: test loss and accuracy, the confusion matrix
 // with per-class precision/recall/F1 (evaluate), and class probabilities per image (predict).
 #pragma once
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -32,6 +33,11 @@ struct EvalResult {
 // Eval mode, no gradients, one pass over the loader's current epoch order (sequential).
 EvalResult evaluate(engine::Module& net, data::DataLoader& loader, int num_classes,
                     engine::Device device);
+// The same with the logits of each batch from `logits` (which also sets the labels they are for):
+// a head on cached features.
+EvalResult evaluate_batches(
+    engine::Module& net, data::DataLoader& loader, int num_classes,
+    const std::function<engine::Tensor(const data::Batch&, engine::Tensor& labels)>& logits);
 
 struct ClassScores {
   double precision = 0, recall = 0, f1 = 0;

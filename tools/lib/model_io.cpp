@@ -8,8 +8,7 @@
 #include "engine/error.h"
 #include "engine/storage.h"
 #include "models/custom_cnn.h"
-#include "models/mobilenet_v2.h"
-#include "models/resnet.h"
+#include "models/ensemble.h"
 
 namespace app {
 namespace {
@@ -44,13 +43,13 @@ std::string number(double v) {
 }  // namespace
 
 const std::vector<std::string>& model_names() {
-  static const std::vector<std::string> names = {"simple",  "bn_dropout", "sigmoid",
-                                                  "tanh",    "resnet50",   "mobilenet_v2"};
+  static const std::vector<std::string> names = {"simple", "bn_dropout",   "sigmoid", "tanh",
+                                                  "resnet50", "mobilenet_v2", "ensemble"};
   return names;
 }
 
 bool is_transfer_model(const std::string& model) {
-  return model == "resnet50" || model == "mobilenet_v2";
+  return model == "resnet50" || model == "mobilenet_v2" || model == "ensemble";
 }
 
 std::shared_ptr<engine::Module> build_model(const ModelInfo& info, engine::Generator& gen) {
@@ -61,6 +60,7 @@ std::shared_ptr<engine::Module> build_model(const ModelInfo& info, engine::Gener
     const int64_t classes = int64_t(info.classes.size());
     if (info.model == "resnet50")
       return std::make_shared<engine::ResNet50>(engine::ResNetOptions{.num_classes = classes}, gen);
+    if (info.model == "ensemble") return std::make_shared<engine::Ensemble>(classes, gen);
     return std::make_shared<engine::MobileNetV2>(
         engine::MobileNetV2Options{.num_classes = classes}, gen);
   }

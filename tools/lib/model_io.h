@@ -1,7 +1,8 @@
 // Models as files: building a model by name, and weights files that carry what is needed to use
 // them. A weights file is a safetensors file holding exactly the model's state_dict (PyTorch's
 // keys, so torch can load it as it is) plus __metadata__:
-//   model       the --model name (simple | bn_dropout | sigmoid | tanh | resnet50 | mobilenet_v2)
+//   model       the --model name (simple | bn_dropout | sigmoid | tanh | resnet50 | mobilenet_v2 |
+//               ensemble)
 //   classes     JSON array of class names in label order
 //   image_size  input side, e.g. "64"
 //   width       channel-width multiplier, e.g. "1" (optional, default 1; custom CNNs only)
@@ -33,7 +34,8 @@ struct ModelInfo {
   std::string weights;  // provenance, empty when unknown
 };
 
-bool is_transfer_model(const std::string& model);  // resnet50 | mobilenet_v2
+// resnet50 | mobilenet_v2 | ensemble: the engine::TransferModel kinds (ImageNet backbones).
+bool is_transfer_model(const std::string& model);
 
 const std::vector<std::string>& model_names();
 // A freshly initialised model (weights drawn from gen). Throws naming the unknown model or the

@@ -45,8 +45,9 @@ json TrainConfig::to_json() const {
 TrainConfig TrainConfig::from_json(const json& j) {
   TrainConfig c;
   try {
+// A setting missing from the JSON keeps its default: runs saved before it existed behaved so.
 #define APP_TRAIN_FROM_JSON(type, name, default_value, flag, help, on_resume) \
-  c.name = j.at(#name).get<type>();
+  if (j.contains(#name)) c.name = j.at(#name).get<type>();
     APP_TRAIN_SETTINGS(APP_TRAIN_FROM_JSON)
 #undef APP_TRAIN_FROM_JSON
   } catch (const json::exception& e) {
@@ -68,8 +69,35 @@ void TrainConfig::validate() const {
   ENGINE_CHECK(std::isfinite(lr) && lr > 0, "--lr ", lr, ": must be a positive number");
   check_one_of("--optimizer", optimizer, {"rmsprop", "sgd", "adam", "adamw"});
   check_one_of("--scheduler", scheduler, {"plateau", "plateau-epoch", "step", "cosine", "none"});
-  ENGINE_CHECK(image_size >= 8 && image_size <= 1024 && image_size % 8 == 0, "--image-size ",
-               image_size, ": must be a multiple of 8 between 8 and 1024 (three 2x2 poolings)");
+  const bool transfer = is_transfer_model(model);
+  if (image_size != 0 && !transfer) {
+    ENGINE_CHECK(image_size >= 8 && image_size <= 1024 && image_size % 8 == 0, "--image-size ",
+                 image_size, ": must be a multiple of 8 between 8 and 1024 (three 2x2 poolings)");
+  }
+  if (image_size != 0 && transfer) {
+    ENGINE_CHECK(image_size >= 32 && image_size <= 1024, "--image-size ", image_size,
+                 ": must be between 32 (", model, "'s total stride) and 1024");
+  }
+  ENGINE_CHECK(resize_size >= -1 && resize_size <= 4096, "--resize-size ", resize_size,
+               ": must be -1 (the weights file's), 0 (plain resize) or a size up to 4096");
+  ENGINE_CHECK(resize_size <= 0 || image_size == 0 || resize_size >= image_size, "--resize-size ",
+               resize_size, " is smaller than --image-size ", image_size,
+               " (the centre crop is taken after the resize)");
+  check_one_of("--frozen-bn", frozen_bn, {"eval", "train"});
+  const bool ensemble = model == "ensemble";
+  ENGINE_CHECK(!freeze_backbone || (transfer && !ensemble), "--freeze-backbone: only for resnet50 ",
+               "and mobilenet_v2 (an ensemble's members are always frozen), not --model ", model);
+  ENGINE_CHECK(unfreeze_from.empty() || freeze_backbone,
+               "--unfreeze-from needs --freeze-backbone (without it everything trains)");
+  ENGINE_CHECK(ensemble || (weights_a.empty() && weights_b.empty() && !train_heads),
+               "--weights-a, --weights-b and --train-heads are for --model ensemble");
+  ENGINE_CHECK(!ensemble || (!weights_a.empty() && !weights_b.empty()),
+               "--model ensemble needs --weights-a (a fine-tuned resnet50 checkpoint) and "
+               "--weights-b (a fine-tuned mobilenet_v2 checkpoint)");
+  ENGINE_CHECK(!ensemble || weights.empty(),
+               "--model ensemble takes its members with --weights-a and --weights-b, not --weights");
+  ENGINE_CHECK(feature_cache_mb >= 0, "--feature-cache-mb ", feature_cache_mb,
+               ": must be 0 (always on disk) or more");
   check_one_of("--device", device, {"auto", "cpu", "cuda"});
   if (!backend.empty()) check_one_of("--backend", backend, {"native", "cudnn"});
   ENGINE_CHECK(threads >= 0 && threads <= 1024, "--threads ", threads,

@@ -19,7 +19,30 @@ enum class OnResume { Keep, Change, CommandLine };
 // X(type, member and JSON key, default, flag, help, on resume), in the order of train --help.
 // A bool is a flag without a value; one named --no-... sets its member to false.
 #define APP_TRAIN_SETTINGS(X)                                                                      \
-  X(std::string, model, "simple", "--model", "simple | bn_dropout | sigmoid | tanh", Keep)         \
+  X(std::string, model, "simple", "--model",                                                      \
+    "simple | bn_dropout | sigmoid | tanh | resnet50 | mobilenet_v2 | ensemble", Keep)             \
+  X(std::string, weights, "", "--weights",                                                         \
+    "start from these weights: a converted torchvision file (tools/convert_torchvision.py) or a "  \
+    "checkpoint of the same model; its head is kept when its class count matches the data",        \
+    Keep)                                                                                          \
+  X(bool, freeze_backbone, false, "--freeze-backbone",                                             \
+    "resnet50 | mobilenet_v2: train the head only (fc / classifier.1)", Keep)                      \
+  X(std::string, unfreeze_from, "", "--unfreeze-from",                                             \
+    "with --freeze-backbone: also train this block and every later one (layer4, features.14)",     \
+    Keep)                                                                                          \
+  X(std::string, frozen_bn, "eval", "--frozen-bn",                                                 \
+    "frozen BatchNorm layers: eval (running statistics, never changed) | train (batch "            \
+    "statistics, running statistics updated: the study's PyTorch code)",                           \
+    Keep)                                                                                          \
+  X(std::string, weights_a, "", "--weights-a",                                                     \
+    "ensemble: the fine-tuned resnet50 checkpoint (modelA)", Keep)                                 \
+  X(std::string, weights_b, "", "--weights-b",                                                     \
+    "ensemble: the fine-tuned mobilenet_v2 checkpoint (modelB)", Keep)                             \
+  X(bool, train_heads, false, "--train-heads", "ensemble: also train the members' heads", Keep)    \
+  X(bool, feature_cache, true, "--no-feature-cache",                                               \
+    "do not cache a frozen backbone's features (recompute them every epoch)", Change)              \
+  X(int64_t, feature_cache_mb, 1024, "--feature-cache-mb",                                         \
+    "memory for cached features; a larger cache is kept in a file in the run folder", Change)      \
   X(std::string, train_dir, "", "--train-dir",                                                     \
     "training images: DIR/<class>/*.jpg (Kaggle's seg_train, either level)", Keep)                 \
   X(std::string, test_dir, "", "--test-dir", "test images, same classes (Kaggle's seg_test)",      \
@@ -34,7 +57,13 @@ enum class OnResume { Keep, Change, CommandLine };
     "restart each epoch, a part window at its end is dropped) | plateau-epoch (x0.2 when the "     \
     "test loss stalls 10 epochs) | step (x0.1 every 10) | cosine | none",                          \
     Keep)                                                                                          \
-  X(int64_t, image_size, 64, "--image-size", "images are resized to this side (multiple of 8)",    \
+  X(int64_t, image_size, 0, "--image-size",                                                       \
+    "images are resized to this side (0: 64 for the custom CNNs, a multiple of 8; the weights "     \
+    "file's for resnet50/mobilenet_v2, 224 without one)",                                          \
+    Keep)                                                                                          \
+  X(int64_t, resize_size, -1, "--resize-size",                                                     \
+    "torchvision's preset: resize the shorter side to this, then centre-crop --image-size (0: "    \
+    "plain resize to --image-size; -1: the weights file's when --image-size is not given, else 0)", \
     Keep)                                                                                          \
   X(bool, balanced, false, "--balanced",                                                           \
     "sample classes equally often (inverse-frequency weights)", Keep)                              \

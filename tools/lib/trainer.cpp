@@ -21,10 +21,13 @@
 #include "engine/scheduler.h"
 #include "engine/storage.h"
 #include "layers/layers.h"
+#include "models/transfer.h"
 #include "tools/lib/evaluation.h"
+#include "tools/lib/feature_cache.h"
 #include "tools/lib/model_io.h"
 #include "tools/lib/progress.h"
 #include "tools/lib/train_state.h"
+#include "tools/lib/transfer.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -125,6 +128,10 @@ struct Run {
   std::unique_ptr<engine::Optimizer> opt;
   std::unique_ptr<engine::LRScheduler> sched;
   std::unique_ptr<data::DataLoader> train_loader, test_loader;
+  // With a frozen backbone: the head trains on cached features (the loaders then hand out
+  // indices and labels only); null when the cache cannot be used.
+  engine::TransferModel* tnet = nullptr;
+  std::unique_ptr<FeatureCache> train_features, test_features;
   std::string state_file, last_file, best_file, csv_file;
 
   explicit Run(const TrainConfig& c)
@@ -144,6 +151,7 @@ struct Run {
                 test_ds.report().summary().c_str());
     make_model();
     make_loaders();
+    make_feature_caches();
   }
 
   TrainParts parts() { return {*net, *opt, sched.get(), dropout_gen}; }
@@ -151,10 +159,7 @@ struct Run {
 
  private:
   void make_model() {
-    info.model = cfg.model;
-    info.classes = train_ds.classes();
-    info.image_size = int(cfg.image_size);
-    info.width = cfg.width;
+    info = resolve_run_model(cfg, train_ds.classes());
     engine::Generator init_gen(cfg.seed);
     {
       // Parameters, their gradients and up to two optimizer buffers each: a model whose
@@ -170,6 +175,7 @@ struct Run {
                           "lower --image-size or --width"));
       net = app::build_model(info, init_gen);
     }
+    load_run_weights(*net, cfg);
     dev = choose_device(cfg.device, cfg.backend);
     net->to(dev);
     for (auto& [name, m] : net->named_modules()) {
@@ -186,6 +192,8 @@ struct Run {
     lo.seed = cfg.seed;
     lo.order = cfg.balanced ? data::SampleOrder::Balanced : data::SampleOrder::Shuffle;
     lo.transform.image_size = int(cfg.image_size);
+    lo.transform.resize_size = int(cfg.resize_size);
+    if (info.mean) lo.transform.mean = *info.mean, lo.transform.std = *info.std;
     lo.transform.augment = cfg.augment;
     lo.cache_bytes = cfg.cache_mb << 20;
     lo.pin_memory = dev.is_cuda();
@@ -196,7 +204,69 @@ struct Run {
     to.transform.augment = false;
     test_loader = std::make_unique<data::DataLoader>(test_ds, to);
   }
+
+  // Features once per image when nothing below the head trains; says why not otherwise.
+  void make_feature_caches() {
+    if (!is_transfer_model(cfg.model)) return;
+    const std::string why_not = feature_cache_refusal(cfg);
+    if (!why_not.empty()) {
+      std::printf("feature cache: not used (%s)\n", why_not.c_str());
+      return;
+    }
+    tnet = dynamic_cast<engine::TransferModel*>(net.get());
+    ENGINE_CHECK(tnet, "feature cache: model '", cfg.model, "' has no backbone");
+    data::LoaderOptions lo = inference_loader_options(info, int(cfg.batch_size), int(cfg.workers),
+                                                      cfg.strict, dev);
+    const std::string key = feature_cache_key(*net, tnet->head_name(), cfg.model, lo.transform);
+    const int64_t cap = cfg.feature_cache_mb << 20;
+    std::printf("feature cache: the backbone is frozen and sees the same pixels every epoch, so "
+                "its %lld features per image are computed once (key %s)\n",
+                static_cast<long long>(tnet->feature_dim()), key.c_str());
+    auto backbone = [this](const engine::Tensor& x) { return tnet->features(x); };
+    net->eval();
+    auto make = [&](const char* split, const data::ImageDataset& ds) {
+      const int64_t share = cap * int64_t(ds.size()) / int64_t(train_ds.size() + test_ds.size());
+      auto c = std::make_unique<FeatureCache>(
+          split, int64_t(ds.size()), tnet->feature_dim(), key, share,
+          (fs::path(cfg.out) / "features" / (std::string(split) + "-" + key + ".f32")).string());
+      data::DataLoader images(ds, lo);
+      c->build(images, backbone, dev);
+      return c;
+    };
+    train_features = make("train", train_ds);
+    test_features = make("test", test_ds);
+    train_loader = rebuilt_without_images(*train_loader, train_ds);
+    test_loader = rebuilt_without_images(*test_loader, test_ds);
+  }
+
+  std::unique_ptr<data::DataLoader> rebuilt_without_images(const data::DataLoader& l,
+                                                           const data::ImageDataset& ds) {
+    data::LoaderOptions o = l.options();
+    o.load_images = false;
+    o.cache_bytes = 0;
+    o.threads = 0;
+    return std::make_unique<data::DataLoader>(ds, o);
+  }
 };
+
+// One batch's logits and the labels they are for: from cached features when the run has them
+// (a sample whose image failed to decode has no row and is left out), else from the images.
+engine::Tensor batch_logits(Run& r, FeatureCache* cache, const data::Batch& b,
+                            engine::Tensor& labels) {
+  if (!cache) {
+    labels = r.dev.is_cpu() ? b.labels : b.labels.to(r.dev);
+    return (*r.net)(r.dev.is_cpu() ? b.images : b.images.to(r.dev));
+  }
+  std::vector<int64_t> kept;
+  engine::Tensor f = cache->gather(b.indices, &kept);
+  std::vector<int64_t> y;
+  const auto all = b.labels.to_vector_i64();
+  for (size_t i = 0, j = 0; i < b.indices.size() && j < kept.size(); ++i)
+    if (b.indices[i] == kept[j]) y.push_back(all[i]), ++j;
+  labels = engine::Tensor::from_vector_i64({int64_t(y.size())}, y);
+  if (!r.dev.is_cpu()) f = f.to(r.dev), labels = labels.to(r.dev);
+  return r.tnet->head(f);
+}
 
 // Where the run starts: the saved state when resuming, else a fresh state and config.json.
 TrainState start_state(Run& r) {
@@ -242,6 +312,7 @@ enum class EpochEnd { Finished, Interrupted, NonFinite };
 // reached; a non-finite loss is reported before its backward pass, so it never touches the weights.
 EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_t& steps_here) {
   r.net->train();
+  apply_frozen_bn(*r.net, r.cfg.frozen_bn);
   r.train_loader->start_epoch(st.epoch, st.batch);
   Progress bar("epoch " + std::to_string(st.epoch + 1) + "/" + std::to_string(r.cfg.epochs),
                r.batches());
@@ -249,10 +320,10 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
   int64_t images_here = 0;
   EpochSums& sums = st.partial;
   while (r.train_loader->next(b)) {
-    engine::Tensor x = r.dev.is_cpu() ? b.images : b.images.to(r.dev);
-    engine::Tensor y = r.dev.is_cpu() ? b.labels : b.labels.to(r.dev);
+    engine::Tensor y;
     r.opt->zero_grad();
-    engine::Tensor logits = (*r.net)(x);
+    engine::Tensor logits = batch_logits(r, r.train_features.get(), b, y);
+    if (logits.size(0) == 0) continue;  // every image of the batch failed to decode
     engine::Tensor loss = engine::cross_entropy(logits, y);
     double lv = loss.item();
     if (st.epoch * r.batches() + b.number == r.cfg.nan_at_step) lv = std::nan("");
@@ -265,11 +336,12 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
     r.opt->step();
     if (r.sched) r.sched->batch_end(lv);
     std::vector<int> pred = argmax_rows(logits, r.num_classes);
-    std::vector<int64_t> labels = b.labels.to_vector_i64();
-    for (int64_t i = 0; i < b.size(); ++i) sums.correct += pred[i] == labels[i];
-    sums.loss_sum += lv * double(b.size());
-    sums.seen += b.size();
-    images_here += b.size();
+    std::vector<int64_t> labels = y.to_vector_i64();
+    const int64_t n = int64_t(labels.size());
+    for (int64_t i = 0; i < n; ++i) sums.correct += pred[size_t(i)] == labels[size_t(i)];
+    sums.loss_sum += lv * double(n);
+    sums.seen += n;
+    images_here += n;
     ++steps_here;
     bar.update(b.number + 1,
                "loss " + fmt("%.4f", sums.loss_sum / double(sums.seen)) + " acc " +
@@ -298,7 +370,13 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
 // and the state (positioned at the next epoch), and the epoch's line. Returns the test accuracy.
 double finish_epoch(Run& r, TrainState& st, Clock::time_point t_epoch) {
   const double train_dt = seconds_since(t_epoch);
-  EvalResult te = evaluate(*r.net, *r.test_loader, r.num_classes, r.dev);
+  EvalResult te =
+      r.test_features
+          ? evaluate_batches(*r.net, *r.test_loader, r.num_classes,
+                             [&](const data::Batch& b, engine::Tensor& y) {
+                               return batch_logits(r, r.test_features.get(), b, y);
+                             })
+          : evaluate(*r.net, *r.test_loader, r.num_classes, r.dev);
   const double epoch_dt = seconds_since(t_epoch);
   const EpochSums& s = st.partial;
   const double seen = double(std::max<int64_t>(1, s.seen));
@@ -408,6 +486,15 @@ TrainOutcome train(TrainConfig cfg) {
       static_cast<long long>(cfg.epochs), outcome.last_test_accuracy, st.best_accuracy,
       static_cast<long long>(st.best_epoch), r.last_file.c_str(), r.best_file.c_str(),
       r.csv_file.c_str());
+  if (r.train_features) {
+    std::printf("feature cache: %lld rows computed, %lld read from disk, %lld served to the head\n",
+                static_cast<long long>(r.train_features->stats().computed +
+                                       r.test_features->stats().computed),
+                static_cast<long long>(r.train_features->stats().loaded +
+                                       r.test_features->stats().loaded),
+                static_cast<long long>(r.train_features->stats().served +
+                                       r.test_features->stats().served));
+  }
   return outcome;
 }
 
