@@ -11,6 +11,7 @@
 // nothing about shapes (the op did) and never allocate autograd state.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "engine/device.h"
@@ -18,9 +19,16 @@
 
 namespace engine {
 
+enum class Activation : uint8_t { ReLU, ReLU6, Sigmoid, Tanh };
+const char* activation_name(Activation a);
+
 struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
   int64_t groups = 1;
+  // y = act(conv(x, w) + b), the activation applied in the forward kernel's own output pass (for
+  // eval-mode conv + folded BatchNorm + ReLU/ReLU6); none by default. The backward kernels ignore
+  // it: conv2d's backward first applies the activation's derivative to gy.
+  std::optional<Activation> activation;
 };
 
 struct Pool2dParams {
@@ -28,9 +36,6 @@ struct Pool2dParams {
   bool ceil_mode = false;
   bool count_include_pad = true;  // avg pooling only
 };
-
-enum class Activation : uint8_t { ReLU, ReLU6, Sigmoid, Tanh };
-const char* activation_name(Activation a);
 
 // Hyper-parameters of the fused optimizer update kernels (one call per parameter tensor). Double,
 // as PyTorch keeps them in Python floats: derived scalars such as 1 - beta2 are computed in double

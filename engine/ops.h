@@ -12,7 +12,9 @@
 
 namespace engine {
 
-// x [N, Cin, H, W], w [Cout, Cin/groups, kH, kW], b [Cout] or undefined.
+// x [N, Cin, H, W], w [Cout, Cin/groups, kH, kW], b [Cout] or undefined. With p.activation set,
+// y = act(conv(x, w) + b) in the convolution's own output pass (the fused epilogue that eval-mode
+// conv + folded BatchNorm + ReLU/ReLU6 uses); backward applies act's derivative from y.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p = {});
 // x [N, in] (or [in]), w [out, in], b [out] or undefined.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);

@@ -1,7 +1,11 @@
-// conv2d: y[n, co, oh, ow] = b[co] + sum_{ci in group, kh, kw} w[co, ci, kh, kw] *
-//         x[n, g*Cin/G + ci, oh*s - p + kh*d, ow*s - p + kw*d]
-// Backward: dx is the transposed convolution of dy with w (conv2d_backward_data), dw the
-// correlation of dy with x (conv2d_backward_weight), db the sum of dy over n, oh, ow.
+// conv2d: y[n, co, oh, ow] = act(b[co] + sum_{ci in group, kh, kw} w[co, ci, kh, kw] *
+//         x[n, g*Cin/G + ci, oh*s - p + kh*d, ow*s - p + kw*d])
+// act is p.activation when set (the kernel applies it in its output pass: no pass of its own over
+// y), else the identity.
+// Backward: with an activation, dz = act'(y) dy first (activation_backward, from the saved output,
+// as the activation op does), else dz = dy. Then dx is the transposed convolution of dz with w
+// (conv2d_backward_data), dw the correlation of dz with x (conv2d_backward_weight), db the sum of
+// dz over n, oh, ow.
 #include "engine/autograd.h"
 #include "engine/ops.h"
 
@@ -37,21 +41,30 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
 
   if (autograd::needs_record({&x, &w, &b})) {
     Tensor xs = x.detach(), ws = w.detach();
+    Tensor ys = p.activation ? y.detach() : Tensor();  // act' is a function of y
     bool has_bias = b.defined();
+    Conv2dParams pc = p;  // the convolution's own parameters, for its backward kernels
+    pc.activation.reset();
     autograd::record(op, y, {&x, &w, &b},
-                     [xs, ws, p, has_bias](const Tensor& gy, const std::vector<bool>& needs) {
+                     [xs, ws, ys, act = p.activation, pc, has_bias](
+                         const Tensor& gy_out, const std::vector<bool>& needs) {
                        std::vector<Tensor> g(3);
-                       Device d = gy.device();
+                       Device d = gy_out.device();
+                       Tensor gy = gy_out;
+                       if (act) {
+                         gy = Tensor::empty(ys.shape(), DType::F32, d);
+                         ENGINE_KERNEL(d, activation_backward)(*act, ys, gy_out, gy);
+                       }
                        if (needs[0]) {
                          g[0] = Tensor::empty(xs.shape(), DType::F32, d);
-                         ENGINE_KERNEL(d, conv2d_backward_data)(gy, ws, g[0], p);
+                         ENGINE_KERNEL(d, conv2d_backward_data)(gy, ws, g[0], pc);
                        }
                        if (needs[1] || (has_bias && needs[2])) {
                          Tensor gw, gb;
                          if (needs[1]) gw = Tensor::empty(ws.shape(), DType::F32, d);
                          if (has_bias && needs[2])
                            gb = Tensor::empty({ws.size(0)}, DType::F32, d);
-                         ENGINE_KERNEL(d, conv2d_backward_weight)(gy, xs, gw, gb, p);
+                         ENGINE_KERNEL(d, conv2d_backward_weight)(gy, xs, gw, gb, pc);
                          g[1] = gw, g[2] = gb;
                        }
                        return g;

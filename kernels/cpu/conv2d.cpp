@@ -1,16 +1,24 @@
 // CPU conv2d by im2col + SGEMM (OpenBLAS): conv2d_im2col_gemm.
 // Forward: col[K = Cin_g*kH*kW, nb*OHW] gathers the receptive fields of a chunk of nb images side
-// by side, Y[Cout, nb*OHW] = W col is one GEMM, and a copy puts Y back in NCHW order (adding the
-// bias). Backward data: dcol = W^T dY, scattered back by col2im. Backward weight: dW += dY col^T.
+// by side, Y[Cout, nb*OHW] = W col is one GEMM, and a copy puts Y back in NCHW order: the output
+// pass, which adds the bias and applies Conv2dParams::activation (the epilogue) while the chunk is
+// in cache. Backward data: dcol = W^T dY, scattered back by col2im. Backward weight:
+// dW += dY col^T.
 // Batching images into one GEMM matters for the small late layers: the study's 1024->1024 conv
 // at 16x16 is 1024x9216x256 per image (62% of the SGEMM peak measured here) but 1024x9216x2048
 // for a chunk of 8 (near the peak). Chunks keep col under kColBudget floats. Grouped convs and
-// 1x1 stride-1 convs (which use x itself as col) go one image and one group at a time.
+// 1x1 stride-1 convs (which use x itself as col) go one image and one group at a time, the output
+// pass over each image's y after its GEMMs.
+// The epilogue costs no memory traffic of its own (y is written once either way), only its
+// arithmetic per output: a compare or two for ReLU/ReLU6, against 2*K FLOPs of the convolution;
+// sigmoid/tanh add a Cephes exp polynomial and a divide (about 20 FLOPs, vectorised), the same
+// functions as the activation kernel (cpu_util.h), so the result is the separate activation's.
 #include <cblas.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/conv2d_winograd.h"
@@ -154,12 +162,19 @@ void gather_chunk(const float* t, const Geometry& g, int64_t c, int64_t n0, int6
       std::copy_n(t + ((n0 + i) * c + co) * g.ohw, g.ohw, buf + co * nb * g.ohw + i * g.ohw);
 }
 
-void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
-                    const Conv2dParams& p) {
-  if (int m = winograd_tile(w.shape(), p)) return winograd_forward(m, x, w, b, y, p);
-  const Geometry g = geometry(x.shape(), w.shape(), y.shape(), p);
-  const float *xp = fptr(x), *wp = fptr(w), *bp = fptr(b);
-  float* yp = fptr(y);
+// The output pass: dst[s] = act(src[s] + bias) for one output channel's ohw values (src may be
+// dst). act is an ActivationFn or IdentityFn (cpu_util.h), so the loop has no switch inside.
+// Without a bias the callers pass -0.f, the one float whose addition changes nothing (v + 0.f
+// would turn -0 into +0).
+template <typename Act>
+inline void bias_activation(const float* src, float* dst, int64_t ohw, float bias, Act act) {
+#pragma omp simd
+  for (int64_t s = 0; s < ohw; ++s) dst[s] = act(src[s] + bias);
+}
+
+template <typename Act>
+void forward(const float* xp, const float* wp, const float* bp, float* yp, const Geometry& g,
+             const Conv2dParams& p, Act act) {
   if (const int64_t nb_max = chunk_images(g)) {
     for (int64_t n0 = 0; n0 < g.n; n0 += nb_max) {
       const int64_t nb = std::min(nb_max, g.n - n0), ld = nb * g.ohw;
@@ -168,34 +183,43 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
       im2col_chunk(xp, g, p, n0, nb, col);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.cout, ld, g.k, 1.f, wp, g.k, col,
                   ld, 0.f, out, ld);
+      // The copy back to NCHW is the output pass: bias and activation while the chunk is hot.
 #pragma omp parallel for collapse(2) schedule(static) if (g.cout * ld > kParallelGrain)
       for (int64_t i = 0; i < nb; ++i) {
         for (int64_t co = 0; co < g.cout; ++co) {
-          const float* src = out + co * ld + i * g.ohw;
-          float* dst = yp + ((n0 + i) * g.cout + co) * g.ohw;
-          const float bias = bp ? bp[co] : 0.f;
-          for (int64_t s = 0; s < g.ohw; ++s) dst[s] = src[s] + bias;
+          bias_activation(out + co * ld + i * g.ohw, yp + ((n0 + i) * g.cout + co) * g.ohw, g.ohw,
+                          bp ? bp[co] : -0.f, act);
         }
       }
     }
     return;
   }
+  // Per image and group, the GEMM writes y directly; the output pass then runs over the image's
+  // Cout x OHW block just written, before the next image's GEMMs evict it (skipped with neither
+  // bias nor activation).
+  constexpr bool kIdentity = std::is_same_v<Act, IdentityFn>;
   for (int64_t n = 0; n < g.n; ++n) {
+    float* yn = yp + n * g.cout * g.ohw;
     for (int64_t gr = 0; gr < g.groups; ++gr) {
       const float* c = group_col(xp, g, p, n, gr);
-      float* yg = yp + (n * g.cout + gr * g.cout_g) * g.ohw;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.cout_g, g.ohw, g.k, 1.f,
-                  wp + gr * g.cout_g * g.k, g.k, c, g.ohw, 0.f, yg, g.ohw);
+                  wp + gr * g.cout_g * g.k, g.k, c, g.ohw, 0.f, yn + gr * g.cout_g * g.ohw, g.ohw);
+    }
+    if (!bp && kIdentity) continue;
+#pragma omp parallel for schedule(static) if (g.cout * g.ohw > kParallelGrain)
+    for (int64_t co = 0; co < g.cout; ++co) {
+      float* row = yn + co * g.ohw;
+      bias_activation(row, row, g.ohw, bp ? bp[co] : -0.f, act);
     }
   }
-  if (bp) {
-#pragma omp parallel for schedule(static) if (y.numel() > kParallelGrain)
-    for (int64_t nc = 0; nc < g.n * g.cout; ++nc) {
-      float* row = yp + nc * g.ohw;
-      const float bias = bp[nc % g.cout];
-      for (int64_t i = 0; i < g.ohw; ++i) row[i] += bias;
-    }
-  }
+}
+
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
+                    const Conv2dParams& p) {
+  if (int m = winograd_tile(w.shape(), p)) return winograd_forward(m, x, w, b, y, p);
+  const Geometry g = geometry(x.shape(), w.shape(), y.shape(), p);
+  with_activation(p.activation,
+                  [&](auto act) { forward(fptr(x), fptr(w), fptr(b), fptr(y), g, p, act); });
 }
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {

@@ -5,38 +5,11 @@
 // polynomials: they agree to a few 1e-7 relative. For a [32, 64, 112, 112] activation (25.7M
 // floats) forward moves 205 MB, backward 308 MB, at most ~4 FLOPs per element: a 43 / 64 us
 // ceiling at the H200's 4.8 TB/s. Fraction of the ceiling reached: not yet measured on a GPU.
+// act_forward / act_backward are in cuda_util.h, shared with conv2d's epilogue.
 #include "kernels/cuda/cuda_util.h"
 
 namespace engine::cuda {
 namespace {
-
-// Comparisons are written so that NaN propagates, as in PyTorch (x < 0 is false for NaN).
-template <Activation A>
-__device__ float act_forward(float v) {
-  if constexpr (A == Activation::ReLU) {
-    return v < 0.f ? 0.f : v;
-  } else if constexpr (A == Activation::ReLU6) {
-    return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
-  } else if constexpr (A == Activation::Sigmoid) {
-    return 1.f / (1.f + expf(-v));  // expf(-v) = inf below v = -88.7 gives exactly 0, the limit
-  } else {
-    return tanhf(v);
-  }
-}
-
-// The derivative at a kink is PyTorch's: zero at relu's 0 and at relu6's 0 and 6.
-template <Activation A>
-__device__ float act_backward(float v, float g) {
-  if constexpr (A == Activation::ReLU) {
-    return v > 0.f ? g : 0.f;
-  } else if constexpr (A == Activation::ReLU6) {
-    return v > 0.f && v < 6.f ? g : 0.f;
-  } else if constexpr (A == Activation::Sigmoid) {
-    return g * v * (1.f - v);
-  } else {
-    return g * (1.f - v * v);
-  }
-}
 
 template <Activation A>
 __global__ void forward_kernel(const float* x, float* y, int64_t n) {

@@ -5,8 +5,8 @@
 // are never materialised: an operand functor gathers element (k, r) of the virtual im2col matrix
 // from the NCHW tensor on the fly (zero for padding and out-of-range indices), per group:
 //   forward        y[m, co]  = sum_k  x_patch[k, m] * w[co, k]   M = N*OH*OW, Ncols = Cout/G,
-//                                                                K = Cin/G*kH*kW (bias in the
-//                                                                epilogue)
+//                                                                K = Cin/G*kH*kW (bias and
+//                                                                activation in the epilogue)
 //   backward data  gx[m, ci] = sum_k gy_patch[k, m] * w[co, ci, tap]   M = N*H*W, Ncols = Cin/G,
 //                  K = (co, kh, kw) = Cout/G*kH*kW; gy_patch gathers gy[n, co, oh, ow] where
 //                  oh*s = ih + p - kh*d (zero where that is not a multiple of the stride or out of
@@ -23,11 +23,18 @@
 // 32-channel first layer gets 256x32 tiles and the 1024-channel 16x16 layers 128x128.
 // Grid: (M tiles, Ncols tiles, groups x splits).
 //
-// conv2d_depthwise_direct: forward one thread per output, backward data one thread per input
-// (taps whose output position is not a multiple of the stride skip), backward weight one block per
-// (channel, slice of N*OH*OW) reducing up to 9 taps at once with warp shuffles, slices summed in a
-// fixed order. The bias gradient is its own reduction (block per (channel, slice)), the same for
-// both algorithms. Every reduction is deterministic: no float atomics anywhere.
+// Forward epilogue: y = act(acc + b) as each accumulator is stored, act from
+// Conv2dParams::activation (ReLU, ReLU6, Sigmoid, Tanh: cuda_util.h's act_forward, the activation
+// kernels' own) or none; each is its own instantiation of the kernel, so the store has no branch.
+// It saves the separate activation's pass (a read and a write of y: 8 bytes per output) at the
+// price of a compare (ReLU/ReLU6) or an expf/tanhf per output, beside 2*K FMAs of the convolution.
+//
+// conv2d_depthwise_direct: forward one thread per output (with the same epilogue), backward data
+// one thread per input (taps whose output position is not a multiple of the stride skip), backward
+// weight one block per (channel, slice of N*OH*OW) reducing up to 9 taps at once with warp
+// shuffles, slices summed in a fixed order. The bias gradient is its own reduction (block per
+// (channel, slice)), the same for both algorithms. Every reduction is deterministic: no float
+// atomics anywhere.
 //
 // Work for typical shapes (batch 64): the study's 256->256 3x3 conv at 32x32 is 77.3 GFLOP per
 // pass and moves ~136 MB (x, y 67 MB each, w 2.4 MB): compute bound, 1.15 ms at the H200's
@@ -41,6 +48,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "kernels/cuda/cuda_util.h"
@@ -126,6 +134,33 @@ Geom conv_geom(const Shape& x, const Shape& w, const Shape& y, const Conv2dParam
 }
 
 bool is_depthwise(const Geom& g) { return g.groups == g.cin && g.groups == g.cout; }
+
+// The forward epilogue's activation (Conv2dParams::activation), applied after the bias: a type,
+// so each kernel is compiled for one and its store has no switch. act_forward is cuda_util.h's,
+// the activation kernels' own.
+struct NoActivation {
+  __device__ __forceinline__ float operator()(float v) const { return v; }
+};
+template <Activation A>
+struct WithActivation {
+  __device__ __forceinline__ float operator()(float v) const { return act_forward<A>(v); }
+};
+
+// Calls f(act) with act the functor for a (NoActivation when a is empty).
+template <class F>
+void with_activation(const std::optional<Activation>& a, F&& f) {
+  if (!a) return f(NoActivation{});
+  switch (*a) {
+    case Activation::ReLU:
+      return f(WithActivation<Activation::ReLU>{});
+    case Activation::ReLU6:
+      return f(WithActivation<Activation::ReLU6>{});
+    case Activation::Sigmoid:
+      return f(WithActivation<Activation::Sigmoid>{});
+    case Activation::Tanh:
+      return f(WithActivation<Activation::Tanh>{});
+  }
+}
 
 __device__ __forceinline__ bool inside(int i, int n) {
   return static_cast<unsigned>(i) < static_cast<unsigned>(n);  // 0 <= i < n
@@ -489,6 +524,8 @@ struct ForwardWeight {
   }
 };
 
+// Writes y = act(v + bias); Act is NoActivation or WithActivation<A> (the fused epilogue).
+template <class Act>
 struct ForwardOutput {
   float* y;
   const float* bias;  // may be null
@@ -505,7 +542,7 @@ struct ForwardOutput {
     return {int64_t{n} * g.cout * g.ohw + (m - n * g.ohw)};
   }
   __device__ void store(const Row& r, int co, float v) const {
-    y[r.offset + int64_t{co} * g.ohw] = bias ? v + bias[co] : v;
+    y[r.offset + int64_t{co} * g.ohw] = Act{}(bias ? v + bias[co] : v);
   }
 };
 
@@ -680,10 +717,10 @@ PlaneCover plane_cover(int64_t planes, int64_t size, dim3* grid) {
   return c;
 }
 
-// y[n, c, oh, ow] = b[c] + sum over taps of w[c, kh, kw] * x[n, c, oh*s - p + kh*d, ...]: one
-// thread per output. kK > 0: a kK x kK kernel known at compile time (3x3, the common case, with
-// its tap loops unrolled); kK = 0: any kernel size, from g.
-template <int kK>
+// y[n, c, oh, ow] = act(b[c] + sum over taps of w[c, kh, kw] * x[n, c, oh*s - p + kh*d, ...]):
+// one thread per output. kK > 0: a kK x kK kernel known at compile time (3x3, the common case,
+// with its tap loops unrolled); kK = 0: any kernel size, from g. Act as for ForwardOutput.
+template <int kK, class Act>
 __global__ void depthwise_forward_kernel(const float* __restrict__ x, const float* __restrict__ w,
                                          const float* __restrict__ bias, float* __restrict__ y,
                                          Geom g, PlaneCover cover) {
@@ -709,7 +746,7 @@ __global__ void depthwise_forward_kernel(const float* __restrict__ x, const floa
           if (inside(iw, g.w)) s = fmaf(xp[ih * g.w + iw], __ldg(wp + i * kw + j), s);
         }
       }
-      y[int64_t{plane} * g.ohw + q] = bias ? s + __ldg(bias + c) : s;
+      y[int64_t{plane} * g.ohw + q] = Act{}(bias ? s + __ldg(bias + c) : s);
     }
   }
 }
@@ -811,17 +848,21 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
                     const Conv2dParams& p) {
   if (y.numel() == 0) return;
   const Geom g = conv_geom(x.shape(), w.shape(), y.shape(), p);
-  if (is_depthwise(g)) {
-    dim3 grid;
-    const PlaneCover cover = plane_cover(int64_t{g.n} * g.cout, g.ohw, &grid);
-    launch(g.kh == 3 && g.kw == 3 ? depthwise_forward_kernel<3> : depthwise_forward_kernel<0>, grid,
-           kBlock, fptr(x), fptr(w), fptr(b), fptr(y), g, cover);
-    return;
-  }
-  const int64_t M = int64_t{g.n} * g.ohw, N = g.cout_g, K = int64_t{g.cin_g} * g.khw;
-  const GemmPlan plan = plan_gemm(M, N, K, g.groups, false);
-  run_gemm(plan, ForwardInput{fptr(x), g}, ForwardWeight{fptr(w), g.cout_g, static_cast<int>(K)},
-           ForwardOutput{fptr(y), fptr(b), g}, M, N, K, g.groups);
+  with_activation(p.activation, [&](auto act) {
+    using Act = decltype(act);
+    if (is_depthwise(g)) {
+      dim3 grid;
+      const PlaneCover cover = plane_cover(int64_t{g.n} * g.cout, g.ohw, &grid);
+      launch(g.kh == 3 && g.kw == 3 ? depthwise_forward_kernel<3, Act>
+                                    : depthwise_forward_kernel<0, Act>,
+             grid, kBlock, fptr(x), fptr(w), fptr(b), fptr(y), g, cover);
+      return;
+    }
+    const int64_t M = int64_t{g.n} * g.ohw, N = g.cout_g, K = int64_t{g.cin_g} * g.khw;
+    const GemmPlan plan = plan_gemm(M, N, K, g.groups, false);
+    run_gemm(plan, ForwardInput{fptr(x), g}, ForwardWeight{fptr(w), g.cout_g, static_cast<int>(K)},
+             ForwardOutput<Act>{fptr(y), fptr(b), g}, M, N, K, g.groups);
+  });
 }
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {

@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -91,6 +92,37 @@ inline unsigned grid_for(int64_t n) {
 }
 
 inline float* fptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+// The activations on the device, shared by the activation kernels (activation.cu) and conv2d's
+// epilogue (conv2d.cu), so both compute the same float. Comparisons are written so that NaN
+// propagates, as in PyTorch (x < 0 is false for NaN).
+template <Activation A>
+__device__ __forceinline__ float act_forward(float v) {
+  if constexpr (A == Activation::ReLU) {
+    return v < 0.f ? 0.f : v;
+  } else if constexpr (A == Activation::ReLU6) {
+    return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
+  } else if constexpr (A == Activation::Sigmoid) {
+    return 1.f / (1.f + expf(-v));  // expf(-v) = inf below v = -88.7 gives exactly 0, the limit
+  } else {
+    return tanhf(v);
+  }
+}
+
+// The derivative from the output y = v; at a kink it is PyTorch's: zero at relu's 0 and at
+// relu6's 0 and 6.
+template <Activation A>
+__device__ __forceinline__ float act_backward(float v, float g) {
+  if constexpr (A == Activation::ReLU) {
+    return v > 0.f ? g : 0.f;
+  } else if constexpr (A == Activation::ReLU6) {
+    return v > 0.f && v < 6.f ? g : 0.f;
+  } else if constexpr (A == Activation::Sigmoid) {
+    return g * v * (1.f - v);
+  } else {
+    return g * (1.f - v * v);
+  }
+}
 
 // Device scratch from the caching allocator, returned on scope exit.
 class Scratch {

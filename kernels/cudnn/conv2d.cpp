@@ -3,6 +3,15 @@
 // cudnnConvolutionBackwardFilter + cudnnConvolutionBackwardBias. cuDNN picks among implicit GEMM,
 // precomputed-index implicit GEMM, explicit GEMM, FFT, tiled FFT and Winograd.
 //
+// Conv2dParams::activation: after the convolution and the bias add, the cudnn backend's own
+// activation_forward slot (kernels/cudnn/activation.cpp: cudnnActivationForward, which cuDNN
+// allows in place with identical descriptors, or the native kernel for tensors too large for
+// cuDNN's descriptors) runs in place on y. So unlike the native kernels this is a separate pass
+// over y (a read and a write, 8 bytes per output), as the bias add already is. Not used:
+// cudnnConvolutionBiasActivationForward, which would fuse bias and activation but is documented
+// for ReLU (and identity) only, not ReLU6, sigmoid or tanh, and is marked deprecated in cuDNN 9's
+// header; whether it pays for ReLU is for a GPU run to time.
+//
 // Algorithm choice: once per (shapes, parameters, direction, TF32 setting), cudnnFind*AlgorithmEx
 // times every algorithm that fits in kMaxWorkspaceBytes on the call's own buffers, and the result
 // is kept in a mutex-guarded map (conv_algo_cache_size() counts its entries). We take the fastest
@@ -237,6 +246,8 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
     const TensorDesc bd = bias_desc(y.size(1));
     ENGINE_CUDNN_CHECK(cudnnAddTensor(handle(), &kOne, bd, fptr(b), &kOne, c.yd, fptr(y)));
   }
+  // The activation, in place on y (see the top of the file).
+  if (p.activation) kernel_table(Backend::Cudnn).activation_forward(*p.activation, y, y);
 }
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {

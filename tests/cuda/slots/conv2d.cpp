@@ -9,6 +9,13 @@
 // 512 against the CPU's Winograd), 20x more terms for the weight. cuDNN may pick FFT or Winograd
 // algorithms, which round differently again. The error of a sum does not shrink with the
 // element, so atol carries it.
+// conv2d_forward with an activation (Conv2dParams::activation, the fused epilogue): the
+// convolution's tolerance carried through the activation. relu, relu6, sigmoid and tanh are
+// 1-Lipschitz, so the pre-activation's error bound, conv atol * max|z| (z = conv + b), bounds the
+// output's; EXPECT_MATCHES scales atol by max|y|, which relu6, sigmoid and tanh keep far below
+// max|z|, so atol is conv atol * max|z| / max|y|. sigmoid and tanh add the activation slot's own
+// rtol (device expf/tanhf or cuDNN's against the CPU's Cephes polynomials: 2e-6 native, 9e-6 and
+// an atol of 1e-6 cudnn, see activation.cpp here); relu and relu6 add nothing (a select).
 #include "tests/cuda/backend_harness.h"
 
 namespace engine::testing {
@@ -90,6 +97,46 @@ void conv_forward(Backend b, const ConvCase& c, bool bias, uint64_t seed) {
   EXPECT_MATCHES(y, ref, conv_tol(b));
 }
 
+// The forward with an activation in the epilogue against the CPU's (itself checked against
+// PyTorch and against conv2d + activation in tests/test_conv_linear.cpp). Weights of stddev
+// 3/sqrt(fan-in) put the pre-activations at a few units: relu6 clamps at both ends, sigmoid and
+// tanh are neither linear nor saturated.
+void conv_forward_activation(Backend b, const ConvCase& c, Activation a, uint64_t seed) {
+  SCOPED_TRACE(c.name + ", " + activation_name(a));
+  const double fan_in = static_cast<double>(c.cin / c.p.groups * c.kh * c.kw);
+  const Tensor x = randn(x_shape(c), seed);
+  const Tensor w = randn(w_shape(c), seed + 1, 0.f, static_cast<float>(3 / std::sqrt(fan_in)));
+  const Tensor bs = randn({c.cout}, seed + 2);
+  Conv2dParams p = c.p;
+  p.activation = a;
+  Tensor z = Tensor::empty(y_shape(c)), ref = Tensor::empty(y_shape(c));
+  cpu().conv2d_forward(x, w, bs, z, c.p);
+  cpu().conv2d_forward(x, w, bs, ref, p);
+  Tensor y = poisoned(y_shape(c));
+  kernel_table(b).conv2d_forward(on_cuda(x), on_cuda(w), on_cuda(bs), y, p);
+  const bool smooth = a == Activation::Sigmoid || a == Activation::Tanh;
+  const Tol act = !smooth ? kExact : cudnn(b) ? Tol{9e-6, 1e-6} : Tol{2e-6, 0};
+  const double carried = conv_tol(b).atol * max_abs(z) / max_abs(ref);
+  EXPECT_MATCHES(y, ref, (Tol{act.rtol, act.atol + carried}));
+}
+
+// Cases that reach each kernel's epilogue: the implicit GEMM (the ResNet stem, 1x1 with and
+// without stride, grouped, a deep 3x3 layer) and the depthwise kernel (3x3, unrolled, with
+// stride; 5x5, the general one).
+const std::vector<ConvCase>& activation_cases() {
+  static const std::vector<ConvCase> c = [] {
+    std::vector<ConvCase> v;
+    for (const ConvEntry& e : conv_cases()) {
+      for (const char* name : {"7x7 stride 2 pad 3 (ResNet stem)", "1x1", "1x1 stride 2",
+                               "groups 2, 6 -> 10", "64 -> 128 stride 2, 15x15",
+                               "depthwise 3x3 stride 2, C 32", "depthwise 5x5, C 17, batch 1"})
+        if (e.c.name == name) v.push_back(e.c);
+    }
+    return v;
+  }();
+  return c;
+}
+
 void conv_backward_data(Backend b, const ConvCase& c, uint64_t seed) {
   SCOPED_TRACE(c.name);
   const Tensor gy = randn(y_shape(c), seed), w = randn(w_shape(c), seed + 1);
@@ -122,6 +169,11 @@ ENGINE_SLOT_CHECK(conv2d_forward) {
     if (!e.large) conv_forward(b, e.c, false, seed += 10);
     conv_forward(b, e.c, true, seed += 10);
   }
+  EXPECT_EQ(activation_cases().size(), 7u);  // every name above found
+  for (const ConvCase& c : activation_cases())
+    for (Activation a :
+         {Activation::ReLU, Activation::ReLU6, Activation::Sigmoid, Activation::Tanh})
+      conv_forward_activation(b, c, a, seed += 10);
 }
 
 ENGINE_SLOT_CHECK(conv2d_backward_data) {
