@@ -55,8 +55,9 @@ Tensor FoldedConvBn::forward(Conv2d& conv, BatchNorm2d& bn, std::optional<Activa
     version_ = Module::state_version();
     std::memcpy(key_, key, sizeof key);
   }
-  Tensor y = conv2d(x, w_, b_, conv.params);
-  return act ? activation(*act, y) : y;
+  Conv2dParams p = conv.params;
+  p.activation = act;  // applied in the convolution's output pass
+  return conv2d(x, w_, b_, p);
 }
 
 ConvBnAct::ConvBnAct(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups,

@@ -14,13 +14,19 @@
 //   difference of branch, not of arithmetic.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <set>
+
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "layers/fused.h"
-#include "models/mobilenet_v2.h"
-#include "models/resnet.h"
+#include "engine/optim.h"
+#include "engine/safetensors.h"
+#include "models/ensemble.h"
 #include "testing.h"
+#include "tools/lib/feature_cache.h"
 #include "tools/lib/model_io.h"
+#include "tools/lib/transfer.h"
 
 namespace engine {
 namespace {
@@ -153,6 +159,137 @@ TEST_P(TrainMode, StageGradientsMatchTorchvision) {
     ++checked;
   }
   EXPECT_EQ(checked, GetParam().entries == 320 ? 32u : 14u);
+}
+
+
+// The converter's file holds exactly what the engine then holds: every tensor read back from the
+// loaded model equals the file's bytes (and the fixture checked the file against torchvision's
+// own state_dict: roundtrip_max_abs_diff in its metadata).
+TEST_P(Transfer, ConverterRoundTripIsExact) {
+  Metadata meta;
+  ref(&meta);
+  EXPECT_EQ(meta["roundtrip_max_abs_diff"], "0.0");
+  app::LoadedModel m = app::load_weights(weights());
+  TensorMap file = load_tensors(weights());
+  TensorMap mine = m.net->state_dict();
+  ASSERT_EQ(file.size(), mine.size());
+  for (auto& [name, t] : file) {
+    ASSERT_TRUE(mine.count(name)) << name;
+    const Tensor& o = mine.at(name);
+    ASSERT_EQ(o.shape(), t.shape()) << name;
+    EXPECT_EQ(std::memcmp(o.raw_data(), t.raw_data(), t.nbytes()), 0) << name;
+  }
+}
+
+// A frozen-backbone step (BatchNorm in eval mode) changes the head and nothing else, bit for bit,
+// and backward runs only the head's nodes.
+TEST_P(Transfer, FrozenBackboneStepTouchesOnlyTheHead) {
+  app::ModelInfo info;
+  info.model = GetParam().name;
+  info.image_size = 64;
+  info.classes = {"a", "b", "c"};
+  Generator gen(3);
+  auto net = std::dynamic_pointer_cast<TransferModel>(app::build_model(info, gen));
+  TensorMap state = load_tensors(weights());  // its 1000-class head is replaced by ours
+  for (auto& [name, t] : net->state_dict())
+    if (name.rfind(net->head_name() + ".", 0) == 0) state[name] = t.clone();
+  net->load_state_dict(state);
+  freeze_backbone(*net);
+  net->train();
+  app::apply_frozen_bn(*net, "eval");
+  TensorMap before;
+  for (auto& [name, t] : net->state_dict()) before[name] = t.clone();
+  RMSprop opt(net->named_parameters(), {.lr = 0.05, .alpha = 0.9});
+  Generator data(9);
+  Tensor x = Tensor::randn({2, 3, 64, 64}, data);
+  Tensor loss = cross_entropy((*net)(x), Tensor::from_vector_i64({2}, {0, 2}));
+  autograd::stats().nodes_run = 0;
+  loss.backward();
+  // cross-entropy, the head's linear (and MobileNetV2's dropout, identity-shaped but recorded).
+  EXPECT_LE(autograd::stats().nodes_run, 3u);
+  opt.step();
+  size_t changed = 0;
+  for (auto& [name, t] : net->state_dict()) {
+    const Tensor& b = before.at(name);
+    const bool same = std::memcmp(t.raw_data(), b.raw_data(), b.nbytes()) == 0;
+    if (name.rfind(net->head_name() + ".", 0) == 0) {
+      changed += !same;
+    } else {
+      EXPECT_TRUE(same) << name << " changed in a frozen-backbone step";
+    }
+  }
+  EXPECT_EQ(changed, 2u);  // the head's weight and bias
+}
+
+// What the feature cache's key depends on: any change of backbone tensor, model, size, resize or
+// normalisation gives another key; the head does not.
+TEST(FeatureCache, KeyFollowsBackboneAndTransform) {
+  app::ModelInfo info;
+  info.model = "mobilenet_v2";
+  info.image_size = 64;
+  info.classes = {"a", "b"};
+  Generator gen(1);
+  auto net = app::build_model(info, gen);
+  data::TransformOptions t;
+  t.image_size = 224;
+  t.resize_size = 256;
+  t.mean = data::kImageNetMean, t.std = data::kImageNetStd;
+  const std::string k0 = app::feature_cache_key(*net, "classifier", "mobilenet_v2", t);
+  EXPECT_EQ(k0, app::feature_cache_key(*net, "classifier", "mobilenet_v2", t));
+  data::TransformOptions t2 = t;
+  t2.image_size = 192;
+  EXPECT_NE(k0, app::feature_cache_key(*net, "classifier", "mobilenet_v2", t2));
+  t2 = t, t2.resize_size = 232;
+  EXPECT_NE(k0, app::feature_cache_key(*net, "classifier", "mobilenet_v2", t2));
+  t2 = t, t2.mean[1] = 0.5f;
+  EXPECT_NE(k0, app::feature_cache_key(*net, "classifier", "mobilenet_v2", t2));
+  EXPECT_NE(k0, app::feature_cache_key(*net, "classifier", "resnet50", t));
+  Tensor head = net->state_dict().at("classifier.1.bias");
+  head.fill_(3.f);
+  EXPECT_EQ(k0, app::feature_cache_key(*net, "classifier", "mobilenet_v2", t));
+  Tensor w = net->state_dict().at("features.3.conv.1.1.running_var");
+  w.fill_(2.f);
+  EXPECT_NE(k0, app::feature_cache_key(*net, "classifier", "mobilenet_v2", t));
+}
+
+// The ensemble is the study's MyEnsemble: fc1 over the two members' logits side by side, and its
+// cached-feature path (head of features) is the same function.
+TEST(Ensemble, ForwardIsFc1OfTheConcatenatedLogits) {
+  Generator gen(4);
+  Ensemble e(6, gen);
+  e.eval();
+  e.freeze_members(false);
+  EXPECT_EQ(e.num_parameters(true), 12 * 6 + 6);
+  Generator data(5);
+  Tensor x = Tensor::randn({2, 3, 64, 64}, data);
+  autograd::NoGradGuard no_grad;
+  Tensor a = (*e.modelA)(x), b = (*e.modelB)(x);
+  std::vector<float> av = a.to_vector(), bv = b.to_vector(), cat;
+  for (int n = 0; n < 2; ++n) {
+    cat.insert(cat.end(), av.begin() + n * 6, av.begin() + n * 6 + 6);
+    cat.insert(cat.end(), bv.begin() + n * 6, bv.begin() + n * 6 + 6);
+  }
+  Tensor by_hand = linear(Tensor::from_vector({2, 12}, cat), e.fc1->weight, e.fc1->bias);
+  EXPECT_ALLCLOSE(e(x), by_hand, 0, 0);
+  EXPECT_ALLCLOSE(e.head(e.features(x)), by_hand, 1e-6, 1e-6);
+  std::set<std::string> prefixes;
+  for (auto& [name, t] : e.state_dict()) prefixes.insert(name.substr(0, name.find('.')));
+  EXPECT_EQ(prefixes, (std::set<std::string>{"fc1", "modelA", "modelB"}));
+}
+
+// BatchNorm's counter loads from an I64 of shape [] (PyTorch) or [1] (some exporters).
+TEST(Transfer, BatchNormCounterLoadsAsScalarOrOneElement) {
+  for (Shape s : {Shape{}, Shape{1}}) {
+    BatchNorm2d bn(2);
+    TensorMap st = bn.state_dict();
+    st["num_batches_tracked"] = Tensor::from_vector_i64(s, {41});
+    bn.load_state_dict(st);
+    EXPECT_EQ(bn.num_batches_tracked.data<int64_t>()[0], 41);
+  }
+  BatchNorm2d bn(2);
+  TensorMap st = bn.state_dict();
+  st["num_batches_tracked"] = Tensor::from_vector_i64({2}, {1, 2});
+  testing::expect_error([&] { bn.load_state_dict(st); }, {"mis-shaped", "num_batches_tracked"});
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Transfer, ::testing::ValuesIn(kArchs),

@@ -20,6 +20,7 @@ fx_models.py), so the train batch is drawn seed after seed until every ReLU/ReLU
 trainable part is at least MARGIN x that call's largest magnitude away from 0 (and 6).
 """
 import copy
+import importlib.util
 import os
 import subprocess
 import sys
@@ -88,6 +89,16 @@ def build(arch, first, head):
                    check=True)
     model, meta = load_converted(path, arch)
     ref = {}
+    # The converter's round trip: the file holds torchvision's own state_dict for that seed.
+    spec = importlib.util.spec_from_file_location("convert_torchvision", converter)
+    conv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conv)
+    torch.manual_seed(0)
+    direct = getattr(torchvision.models, arch)(weights=None)
+    conv.randomise_batch_norm(direct, 0)
+    diff = max(float((model.state_dict()[k].double() - v.double()).abs().max())
+               for k, v in direct.state_dict().items())
+    assert set(direct.state_dict()) == set(model.state_dict())
 
     # eval: 1000-class logits at 224.
     g = torch.Generator().manual_seed(1)
@@ -191,6 +202,7 @@ def build(arch, first, head):
         sys.exit(f"{arch}: no tie-free stage batch in {MAX_DRAWS} draws")
     save(os.path.join(out, f"transfer_{arch}_ref.safetensors"), ref,
          {"sources": digest, "trainable_from": first, "head": head,
+          "roundtrip_max_abs_diff": repr(diff),
           **{"torch_err." + n: f"{e:.3e}" for n, e in torch_err.items()}})
 
 
