@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The study's comparison: trains the four custom CNNs (simple, bn_dropout, sigmoid, tanh) with the
-# same settings, then draws their train/test accuracy curves side by side and writes a markdown
-# table of final and best accuracies.
+# same settings, then the transfer models (scripts/transfer.sh: ResNet-50, MobileNetV2, their
+# ensemble; TRANSFER=0 skips them), draws their train/test accuracy curves side by side and writes
+# a markdown table of final and best accuracies.
 #
 #   scripts/compare.sh TRAIN_DIR TEST_DIR OUT_DIR [train flags...]
 #   e.g. scripts/compare.sh datasets/intel/seg_train datasets/intel/seg_test runs/compare --epochs 10
@@ -29,6 +30,11 @@ for m in simple bn_dropout sigmoid tanh; do
   fi
   RUNS+=("$OUT/$m")
 done
+# The transfer models beside them (TRANSFER=0 skips them): scripts/transfer.sh with the same flags.
+if [ "${TRANSFER:-1}" != 0 ]; then
+  BUILD_DIR=$BUILD bash scripts/transfer.sh "$TRAIN" "$TEST" "$OUT" "$@"
+  RUNS+=("$OUT/resnet50" "$OUT/mobilenet_v2" "$OUT/ensemble")
+fi
 /usr/bin/python3 tools/plot.py --compare "${RUNS[@]}" --out "$OUT/accuracy.png"
 /usr/bin/python3 tools/plot.py --table "${RUNS[@]}" | tee "$OUT/table.md"
 echo "figure: $OUT/accuracy.png   table: $OUT/table.md"

@@ -8,7 +8,9 @@
 #     photographs) and trains a quarter-width model on it, about two minutes on a 2-core CPU.
 #
 # Then evaluates the best checkpoint on the test folder, predicts the unlabelled seg_pred folder,
-# and prints the test accuracy and where the checkpoint, metrics and plots are.
+# runs the transfer-learning half (scripts/transfer.sh: ResNet-50 and MobileNetV2 fine-tuned on
+# frozen ImageNet backbones, then their ensemble; TRANSFER=0 skips it), and prints the test
+# accuracy and where the checkpoints, metrics and plots are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
@@ -42,6 +44,14 @@ if [ -d "$DATA/seg_pred" ]; then
   "$BUILD/predict" --checkpoint "$OUT/best.safetensors" --images "$DATA/seg_pred" \
     --output "$OUT/predictions.csv"
 fi
+# The transfer-learning half (TRANSFER=0 skips it): ResNet-50 and MobileNetV2 heads on frozen
+# ImageNet backbones, then their ensemble; see scripts/transfer.sh for where the weights come from.
+TOUT=""
+if [ "${TRANSFER:-1}" != 0 ]; then
+  TOUT=runs/transfer-$STAMP
+  if [ "$DATA" = runs/synthetic-data ]; then EP=${TRANSFER_EPOCHS:-3}; else EP=${TRANSFER_EPOCHS:-20}; fi
+  BUILD_DIR=$BUILD TRANSFER_EPOCHS=$EP bash scripts/transfer.sh "$DATA/seg_train" "$DATA/seg_test" "$TOUT"
+fi
 if /usr/bin/python3 tools/plot.py --run "$OUT" 2>/dev/null; then
   PLOTS="$OUT/accuracy.png, $OUT/loss.png, $OUT/confusion.png"
 else
@@ -54,3 +64,6 @@ echo "checkpoint:  $OUT/best.safetensors (last epoch: $OUT/last.safetensors)"
 echo "metrics:     $OUT/metrics.csv, $OUT/evaluation.json"
 echo "predictions: $OUT/predictions.csv"
 echo "plots:       $PLOTS"
+if [ -n "$TOUT" ]; then
+  echo "transfer:    $TOUT/{resnet50,mobilenet_v2,ensemble} (table $TOUT/transfer_table.md, figure $TOUT/transfer_accuracy.png)"
+fi
