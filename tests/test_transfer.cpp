@@ -277,6 +277,48 @@ TEST(Ensemble, ForwardIsFc1OfTheConcatenatedLogits) {
   EXPECT_EQ(prefixes, (std::set<std::string>{"fc1", "modelA", "modelB"}));
 }
 
+// Weights stored in half precision (F16 or BF16) load as float32: each value is the float32 that
+// the half-precision number stands for.
+TEST(Transfer, HalfPrecisionWeightsLoadAsFloat32) {
+  const std::string src = testing::fixture_path("transfer_mobilenet_v2.safetensors");
+  for (const auto dtype : {safetensors::DType::F16, safetensors::DType::BF16}) {
+    safetensors::File f = safetensors::read_file(src);
+    std::vector<float> expect;
+    for (auto& e : f.entries) {
+      if (e.name != "features.1.conv.0.0.weight") continue;
+      std::vector<float> v = safetensors::to_float32(e);
+      std::vector<uint8_t> bytes(v.size() * 2);
+      for (size_t i = 0; i < v.size(); ++i) {
+        uint16_t h;
+        if (dtype == safetensors::DType::F16) {
+          _Float16 x = static_cast<_Float16>(v[i]);
+          std::memcpy(&h, &x, 2);
+          expect.push_back(static_cast<float>(x));
+        } else {
+          uint32_t u;
+          std::memcpy(&u, &v[i], 4);
+          h = uint16_t(u >> 16);  // truncation: a bfloat16 that exists
+          u = uint32_t(h) << 16;
+          float back;
+          std::memcpy(&back, &u, 4);
+          expect.push_back(back);
+        }
+        std::memcpy(&bytes[2 * i], &h, 2);
+      }
+      e.dtype = dtype;
+      e.bytes = bytes;
+    }
+    ASSERT_FALSE(expect.empty());
+    const std::string path = testing::fixture_path("transfer_half.safetensors");
+    safetensors::write_file(path, f);
+    app::LoadedModel m = app::load_weights(path);
+    Tensor w = m.net->state_dict().at("features.1.conv.0.0.weight");
+    EXPECT_EQ(w.dtype(), DType::F32);
+    EXPECT_ALLCLOSE(w, Tensor::from_vector(w.shape(), expect), 0, 0);
+    std::remove(path.c_str());
+  }
+}
+
 // BatchNorm's counter loads from an I64 of shape [] (PyTorch) or [1] (some exporters).
 TEST(Transfer, BatchNormCounterLoadsAsScalarOrOneElement) {
   for (Shape s : {Shape{}, Shape{1}}) {
