@@ -1,4 +1,5 @@
-// CPU conv2d by im2col + SGEMM (OpenBLAS): conv2d_im2col_gemm.
+// CPU conv2d by im2col + SGEMM (OpenBLAS): conv2d_im2col_gemm. Winograd (conv2d_winograd.cpp) and
+// depthwise (conv2d_depthwise.cpp) layers branch off at the top of each pass.
 // Forward: col[K = Cin_g*kH*kW, nb*OHW] gathers the receptive fields of a chunk of nb images side
 // by side, Y[Cout, nb*OHW] = W col is one GEMM, and a copy puts Y back in NCHW order: the output
 // pass, which adds the bias and applies Conv2dParams::activation (the epilogue) while the chunk is
@@ -21,6 +22,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/conv2d_depthwise.h"
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/cpu_util.h"
 
@@ -130,6 +132,11 @@ int winograd_tile(const Shape& w, const Conv2dParams& p) {
   return w[1] >= 128 && w[0] >= 8 ? 2 : 0;
 }
 
+// Depthwise layers go plane by plane (conv2d_depthwise.cpp) unless im2col is forced.
+bool use_depthwise(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  return conv_algorithm_setting() != ConvAlgorithm::Im2col && depthwise_eligible(x, w, p);
+}
+
 // Images per chunk for the batched path (0: use the per-image path).
 int64_t chunk_images(const Geometry& g) {
   if (g.groups != 1 || g.direct) return 0;
@@ -217,6 +224,7 @@ void forward(const float* xp, const float* wp, const float* bp, float* yp, const
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                     const Conv2dParams& p) {
   if (int m = winograd_tile(w.shape(), p)) return winograd_forward(m, x, w, b, y, p);
+  if (use_depthwise(x.shape(), w.shape(), p)) return depthwise_forward(x, w, b, y, p);
   const Geometry g = geometry(x.shape(), w.shape(), y.shape(), p);
   with_activation(p.activation,
                   [&](auto act) { forward(fptr(x), fptr(w), fptr(b), fptr(y), g, p, act); });
@@ -224,6 +232,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {
   if (int m = winograd_tile(w.shape(), p)) return winograd_backward_data(m, gy, w, gx, p);
+  if (use_depthwise(gx.shape(), w.shape(), p)) return depthwise_backward_data(gy, w, gx, p);
   const Geometry g = geometry(gx.shape(), w.shape(), gy.shape(), p);
   const float *gyp = fptr(gy), *wp = fptr(w);
   float* gxp = fptr(gx);
@@ -257,6 +266,8 @@ void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tenso
   const float *gyp = fptr(gy), *xp = fptr(x);
   if (int m = gw.defined() ? winograd_tile(gw.shape(), p) : 0) {
     winograd_backward_weight(m, gy, x, gw, p);
+  } else if (gw.defined() && use_depthwise(x.shape(), gw.shape(), p)) {
+    depthwise_backward_weight(gy, x, gw, p);
   } else if (gw.defined()) {
     const Geometry g = geometry(x.shape(), gw.shape(), gy.shape(), p);
     float* gwp = fptr(gw);
