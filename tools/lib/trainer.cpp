@@ -151,7 +151,6 @@ struct Run {
                 test_ds.report().summary().c_str());
     make_model();
     make_loaders();
-    make_feature_caches();
   }
 
   TrainParts parts() { return {*net, *opt, sched.get(), dropout_gen}; }
@@ -205,7 +204,9 @@ struct Run {
     test_loader = std::make_unique<data::DataLoader>(test_ds, to);
   }
 
-  // Features once per image when nothing below the head trains; says why not otherwise.
+ public:
+  // Features once per image when nothing below the head trains; says why not otherwise. Called
+  // once the weights are final (after a resumed state is loaded).
   void make_feature_caches() {
     if (!is_transfer_model(cfg.model)) return;
     const std::string why_not = feature_cache_refusal(cfg);
@@ -239,6 +240,7 @@ struct Run {
     test_loader = rebuilt_without_images(*test_loader, test_ds);
   }
 
+ private:
   std::unique_ptr<data::DataLoader> rebuilt_without_images(const data::DataLoader& l,
                                                            const data::ImageDataset& ds) {
     data::LoaderOptions o = l.options();
@@ -454,6 +456,7 @@ TrainOutcome train(TrainConfig cfg) {
   }
   Run r(cfg);
   TrainState st = start_state(r);
+  r.make_feature_caches();
   TrainOutcome outcome;
   outcome.epochs_done = st.epoch;
   if (st.epoch >= cfg.epochs) {

@@ -20,9 +20,16 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
+// A resumed run takes its weights from its state, so the files it started from may be gone;
+// their metadata (preprocessing) is then read from the run's own last checkpoint.
+std::string g_resume_fallback;
+
 // What a weights file says about itself, checked against the model it must hold.
-ModelInfo file_info(const std::string& path, const std::string& flag, const std::string& model) {
+ModelInfo file_info(const std::string& path_in, const std::string& flag, const std::string& model) {
+  std::string path = path_in;
+  if (!g_resume_fallback.empty() && !std::filesystem::exists(path)) path = g_resume_fallback;
   ModelInfo info = parse_model_metadata(read_metadata(path), path);
+  if (path != path_in) return info;
   if (info.model != model) {
     throw engine::Error(flag + " " + path + ": holds '" + info.model + "' weights, not '" + model +
                         "'");
@@ -34,6 +41,7 @@ ModelInfo file_info(const std::string& path, const std::string& flag, const std:
 ModelInfo member_info(const std::string& path, const std::string& flag, const std::string& model,
                       const std::vector<std::string>& classes) {
   ModelInfo info = file_info(path, flag, model);
+  if (!g_resume_fallback.empty() && !std::filesystem::exists(path)) return info;
   if (info.classes != classes) {
     throw engine::Error(flag + " " + path + ": not a " + model + " fine-tuned on this data: its " +
                         std::to_string(info.classes.size()) + " classes (" +
@@ -83,6 +91,8 @@ engine::Metadata read_metadata(const std::string& path) {
 }
 
 ModelInfo resolve_run_model(TrainConfig& cfg, const std::vector<std::string>& classes) {
+  const std::string last = (std::filesystem::path(cfg.out) / "last.safetensors").string();
+  g_resume_fallback = cfg.resume && std::filesystem::exists(last) ? last : "";
   ModelInfo info;
   info.model = cfg.model;
   info.classes = classes;
@@ -136,9 +146,12 @@ ModelInfo resolve_run_model(TrainConfig& cfg, const std::vector<std::string>& cl
 }
 
 void load_run_weights(engine::Module& net, const TrainConfig& cfg) {
+  // A resumed run's weights come from its state (loaded after this): the files are not read.
   if (auto* e = dynamic_cast<engine::Ensemble*>(&net)) {
-    load_into(*e->modelA, engine::load_tensors(cfg.weights_a), cfg.weights_a);
-    load_into(*e->modelB, engine::load_tensors(cfg.weights_b), cfg.weights_b);
+    if (!cfg.resume) {
+      load_into(*e->modelA, engine::load_tensors(cfg.weights_a), cfg.weights_a);
+      load_into(*e->modelB, engine::load_tensors(cfg.weights_b), cfg.weights_b);
+    }
     e->freeze_members(cfg.train_heads);
     std::printf("ensemble: modelA from %s, modelB from %s, frozen%s; fc1 trains\n",
                 cfg.weights_a.c_str(), cfg.weights_b.c_str(),
@@ -146,7 +159,7 @@ void load_run_weights(engine::Module& net, const TrainConfig& cfg) {
     return;
   }
   auto* t = dynamic_cast<engine::TransferModel*>(&net);
-  if (!cfg.weights.empty()) {
+  if (!cfg.weights.empty() && !cfg.resume) {
     engine::TensorMap state = engine::load_tensors(cfg.weights);
     if (t) {
       // A new head where the file's has another class count (ImageNet's 1000): the model's own,
