@@ -16,11 +16,12 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DENGINE_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DENGINE_NATIVE_ARCH=OFF >/dev/null
 # Only what gpu_check.sh runs: the bundle must stay under the device tool's 64 MiB (OpenBLAS alone
 # is 35 MB).
-cmake --build "$BUILD" -j "$(nproc)" --target engine_cuda_tests bench_cuda_ops bench_train_step
+cmake --build "$BUILD" -j "$(nproc)" --target engine_cuda_tests bench_cuda_ops bench_train_step \
+  bench_transfer
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/lib"
 cp "$BUILD/tests/engine_cuda_tests" "$BUILD/bench/bench_cuda_ops" "$BUILD/bench/bench_train_step" \
-  "$OUT/bin/"
+  "$BUILD/bench/bench_transfer" "$OUT/bin/"
 # Every shared library the binaries load, except the C library, the loader and CUDA's own
 # cuBLAS and cuDNN (hundreds of MB; the GPU machine has both, at least in PyTorch's packages, and
 # gpu_check.sh finds them). libcudart is small and pinned to our nvcc.

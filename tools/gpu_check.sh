@@ -136,7 +136,23 @@ if [ -x "$BUNDLE/bin/bench_cuda_ops" ]; then
   done
 fi
 
-# 4. With time to spare: the op tests (not the full-size models) under memcheck, which finds
+# 4. The transfer models' inference (the feature pass of frozen fine-tuning), batch 32, 224x224,
+# BatchNorm folded: ours on both backends beside PyTorch (TF32 off), as JSON lines.
+: > "$RAW/transfer.jsonl"
+if [ -x "$BUNDLE/bin/bench_transfer" ]; then
+  for model in resnet50 mobilenet_v2; do
+    for backend in native cudnn; do
+      stage "transfer_${model}_${backend}" "$STEP_LIMIT" "$BUNDLE/bin/bench_transfer" --device cuda \
+        --backend "$backend" --json-lines --benchmark_filter="^model/$model/batch:32/fold:1/" &&
+        grep '^{' "$RAW/transfer_${model}_${backend}.log" >> "$RAW/transfer.jsonl"
+    done
+    stage "transfer_${model}_torch" "$STEP_LIMIT" python3 bench/torch_transfer.py --model "$model" \
+      --batch 32 --device cuda --json-lines &&
+      grep '^{' "$RAW/transfer_${model}_torch.log" >> "$RAW/transfer.jsonl"
+  done
+fi
+
+# 5. With time to spare: the op tests (not the full-size models) under memcheck, which finds
 # out-of-bounds and misaligned device accesses that a passing comparison can miss.
 if command -v compute-sanitizer > /dev/null && (( $(left) > 90 )); then
   stage memcheck $(( $(left) - 30 )) compute-sanitizer --tool memcheck --error-exitcode 3 \

@@ -1,7 +1,8 @@
 """Summarises a tools/gpu_check.sh run from the files its stages left in REPORT_DIR/raw: the cuda
 tests (one gtest JSON per suite), the kernel benchmark (Google Benchmark JSON: native against cudnn
 per op, shape and pass), the training steps (JSON lines of bench_train_step and
-bench/torch_train_step.py), stages.txt (each stage's exit status and time) and memcheck.log.
+bench/torch_train_step.py), the transfer models' inference (JSON lines of bench_transfer and
+bench/torch_transfer.py), stages.txt (each stage's exit status and time) and memcheck.log.
 Writes REPORT/report.md and REPORT/report.json and prints a short table last, with the issue's
 targets: conv within 1.25x of cuDNN on the custom CNN shapes, depthwise faster than cuDNN,
 memory-bound kernels at >= 80% of the device copy's bandwidth, a training step on cudnn at least
@@ -247,6 +248,27 @@ def main():
            f"{fmt(r[5], 2)} | {fmt(r[6], 2)} |" for r in step_rows]
     md.append("\nTargets: cudnn/PyTorch >= 1.0; native/PyTorch >= 0.67 (within 1.5x).\n")
 
+    # Transfer models: inference images/s, ours per backend against PyTorch.
+    transfer = [json.loads(line) for line in read_lines(os.path.join(raw, "transfer.jsonl"))
+                if line.strip().startswith("{")]
+    tr = {}
+    for t in transfer:
+        impl = t.get("backend") if t.get("impl") == "engine" else "torch"
+        tr.setdefault(t.get("model"), {})[impl] = t.get("images_per_s")
+    transfer_rows = []
+    for m in ("resnet50", "mobilenet_v2"):
+        d = tr.get(m, {})
+        nat, cud, tor = d.get("native"), d.get("cudnn"), d.get("torch")
+        transfer_rows.append((m, nat, cud, tor, cud / tor if cud and tor else None,
+                              nat / tor if nat and tor else None))
+    md.append("## transfer models: eval inference, batch 32, 224x224, BN folded (images/s)\n")
+    md.append("| model | native | cudnn | PyTorch | cudnn/PyTorch | native/PyTorch |")
+    md.append("|---|---|---|---|---|---|")
+    md += [f"| {r[0]} | {fmt(r[1], 0)} | {fmt(r[2], 0)} | {fmt(r[3], 0)} | {fmt(r[4], 2)} | "
+           f"{fmt(r[5], 2)} |" for r in transfer_rows]
+    md.append("\nTarget: cudnn/PyTorch >= 1.0. A frozen fine-tune on the GPU costs this pass once "
+              "per image (the feature cache), then the head alone.\n")
+
     with open(os.path.join(report, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     with open(os.path.join(report, "report.json"), "w") as f:
@@ -254,7 +276,7 @@ def main():
                    "memcheck": memcheck,
                    "stages": stages, "bench": bench,
                    "conv_targets": ct, "memory_at_80pct": [mem_ok, len(mem_rows)],
-                   "copy_gbps": copy_gbps, "steps": steps}, f, indent=1)
+                   "copy_gbps": copy_gbps, "steps": steps, "transfer": transfer}, f, indent=1)
 
     # The short table, last.
     print(f"verdict: {verdict_line}")
@@ -282,6 +304,10 @@ def main():
     print("|---|---|---|---|---|")
     for r in step_rows:
         print(f"| {r[0]} | {fmt(r[1], 0)} | {fmt(r[2], 0)} | {fmt(r[3], 0)} | {fmt(r[4], 0)} |")
+    print("| transfer img/s | native | cudnn | torch |")
+    print("|---|---|---|---|")
+    for r in transfer_rows:
+        print(f"| {r[0]} | {fmt(r[1], 0)} | {fmt(r[2], 0)} | {fmt(r[3], 0)} |")
     return 0 if result["passed"] else 1
 
 
