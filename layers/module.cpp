@@ -201,9 +201,10 @@ std::string summary(Module& model, const Shape& input_shape) {
   for (auto& [n, m] : model.named_modules()) names[m] = n;
   std::ostringstream os;
   char line[160];
-  const char* rule = "----------------------------------------------------------------------------\n";
+  const char* rule =
+      "--------------------------------------------------------------------------------\n";
   os << rule;
-  std::snprintf(line, sizeof line, "%-34s %-26s %14s\n", "Layer (type)", "Output Shape", "Param #");
+  std::snprintf(line, sizeof line, "%-44s %-22s %12s\n", "Layer (type)", "Output Shape", "Param #");
   os << line << rule;
   for (auto& [m, shape] : rows) {
     if (m == &model) continue;
@@ -212,7 +213,7 @@ std::string summary(Module& model, const Shape& input_shape) {
     int64_t params = m->num_parameters();
     std::string label = names.count(m) ? names[m] : "?";
     label += " (" + m->type_name() + ")";
-    std::snprintf(line, sizeof line, "%-34s %-26s %14lld\n", label.c_str(),
+    std::snprintf(line, sizeof line, "%-44s %-22s %12lld\n", label.c_str(),
                   shape_str(shape).c_str(), static_cast<long long>(params));
     os << line;
   }
