@@ -137,9 +137,13 @@ bool use_depthwise(const Shape& x, const Shape& w, const Conv2dParams& p) {
   return conv_algorithm_setting() != ConvAlgorithm::Im2col && depthwise_eligible(x, w, p);
 }
 
-// Images per chunk for the batched path (0: use the per-image path).
+// Images per chunk for the batched path (0: use the per-image path). A direct 1x1 conv on a small
+// plane is batched too: per image its GEMM is Cout x OHW x Cin with OHW = 196 or 49 (ResNet-50's
+// layer3/layer4), too thin for the BLAS kernels; side by side the images make one wide GEMM, for
+// the price of copying x into col (im2col of a 1x1 conv) and y back.
+constexpr int64_t kDirectBatchBelow = 1024;
 int64_t chunk_images(const Geometry& g) {
-  if (g.groups != 1 || g.direct) return 0;
+  if (g.groups != 1 || (g.direct && g.ohw >= kDirectBatchBelow)) return 0;
   return std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, g.k * g.ohw), 1, g.n);
 }
 
