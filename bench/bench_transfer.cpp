@@ -22,6 +22,8 @@
 //
 //   OMP_NUM_THREADS=2 bench_transfer --threads 2 [--warmup 2] [--runs 7]
 //       [--benchmark_filter='^model/resnet50/batch:32/fold:1/'] [--benchmark_format=json]
+//   bench_transfer --device cuda --backend native|cudnn --json-lines --benchmark_filter='^model/...'
+//       (tools/gpu_check.sh: the model cases on the GPU, one JSON line each)
 #include <benchmark/benchmark.h>
 #include <omp.h>
 #include <sys/resource.h>
@@ -39,6 +41,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/ops.h"
 #include "engine/storage.h"
 #include "layers/fused.h"
@@ -52,6 +55,8 @@ using namespace engine;
 namespace {
 
 int g_warmup = 2, g_runs = 7;
+Device g_device = Device::cpu();  // --device cuda: the model cases on the GPU (--backend)
+bool g_json_lines = false;        // --json-lines: one JSON line per model case (gpu_check.sh)
 double g_baseline_rss_mb = 0;
 bool g_first_case = true;  // the process's peak RSS belongs to the first case it runs
 
@@ -124,12 +129,21 @@ void run_model(benchmark::State& state, const std::string& net, int64_t batch, b
   std::shared_ptr<TransferModel> model = build(net, gen);
   model->eval();
   model->freeze();
-  Tensor x = Tensor::rand({batch, 3, 224, 224}, gen);
+  model->to(g_device);
+  Tensor x = Tensor::rand({batch, 3, 224, 224}, gen).to(g_device);
   Tensor logits;
-  const double med = median_time(state, [&] { logits = (*model)(x); });
+  // On a GPU the copy of the logits back waits for the forward to finish.
+  const double med = median_time(state, [&] { logits = (*model)(x).to(Device::cpu()); });
   if (logits.shape() != Shape{batch, 1000}) state.SkipWithError("unexpected output shape");
   state.counters["batch"] = static_cast<double>(batch);
   state.counters["images_per_s"] = med > 0 ? batch / med : 0;
+  if (g_json_lines) {
+    std::printf("{\"impl\": \"engine\", \"device\": \"%s\", \"backend\": \"%s\", "
+                "\"model\": \"%s\", \"batch\": %lld, \"fold\": %d, \"images_per_s\": %.4f}\n",
+                g_device.str().c_str(), backend_name(backend_for(g_device)), net.c_str(),
+                static_cast<long long>(batch), fold ? 1 : 0, med > 0 ? batch / med : 0.0);
+    std::fflush(stdout);
+  }
   report_memory(state);
 }
 
@@ -260,6 +274,12 @@ int main(int argc, char** argv) {
       g_warmup = std::max(0, std::atoi(argv[++i]));
     } else if (has_value && std::strcmp(argv[i], "--runs") == 0) {
       g_runs = std::max(1, std::atoi(argv[++i]));
+    } else if (has_value && std::strcmp(argv[i], "--device") == 0) {
+      g_device = Device::parse(argv[++i]);
+    } else if (has_value && std::strcmp(argv[i], "--backend") == 0) {
+      set_default_cuda_backend(parse_backend(argv[++i]));
+    } else if (std::strcmp(argv[i], "--json-lines") == 0) {
+      g_json_lines = true;
     } else {
       args.push_back(argv[i]);
     }

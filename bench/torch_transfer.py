@@ -29,7 +29,20 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--warmup", type=int, default=2)
 ap.add_argument("--runs", type=int, default=7)
 ap.add_argument("--grad-mode", default="no_grad", choices=["no_grad", "inference_mode"])
+ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                help="cuda: TF32 off (as the engine), each timed call ends in a synchronize")
+ap.add_argument("--json-lines", action="store_true",
+                help="accepted for symmetry with bench_transfer: the output is always JSON lines")
 a = ap.parse_args()
+if a.device == "cuda":
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+
+
+def sync():
+    if a.device == "cuda":
+        torch.cuda.synchronize()
 
 
 def current_rss_mb():
@@ -69,13 +82,18 @@ def build(name):
 def bench_model(baseline_rss_mb):
     torch.manual_seed(0)
     with grad_mode():
-        net = build(a.model)
-        x = torch.rand(a.batch, 3, 224, 224)
+        net = build(a.model).to(a.device)
+        x = torch.rand(a.batch, 3, 224, 224).to(a.device)
         out = {}
-        med = median_time(lambda: out.__setitem__("y", net(x)))
+
+        def step():
+            out["y"] = net(x)
+            sync()
+        med = median_time(step)
         assert tuple(out["y"].shape) == (a.batch, 1000)
     peak = peak_rss_mb()
     return {"impl": "pytorch " + torch.__version__, "name": f"model/{a.model}/batch:{a.batch}",
+            "model": a.model, "device": a.device,
             "grad_mode": a.grad_mode, "batch": a.batch, "threads": torch.get_num_threads(),
             "median_ms": round(med * 1e3, 3), "images_per_s": round(a.batch / med, 4),
             "peak_rss_mb": round(peak, 1), "baseline_rss_mb": round(baseline_rss_mb, 1),
