@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The study's transfer-learning half: fine-tunes the head of ImageNet ResNet-50 and MobileNetV2 on
 # frozen backbones, then trains the ensemble of the two fine-tuned models, evaluates all three on
-# the test folder and draws their accuracy curves side by side.
+# the test folder, predicts the unlabelled seg_pred folder beside it (when there is one) and draws
+# their accuracy curves side by side.
 #
 #   scripts/transfer.sh TRAIN_DIR TEST_DIR OUT_DIR [train flags...]
 #
@@ -82,9 +83,14 @@ train ensemble --model ensemble --weights-a "$OUT/resnet50/best.safetensors" \
   --weights-b "$OUT/mobilenet_v2/best.safetensors" "$@"
 
 RUNS=("$OUT/resnet50" "$OUT/mobilenet_v2" "$OUT/ensemble")
+# The unlabelled images beside the test folder (Kaggle's seg_pred), when there are any.
+PRED=$(dirname "$TEST")/seg_pred
 for r in "${RUNS[@]}"; do
   "$BUILD/evaluate" --checkpoint "$r/best.safetensors" --data "$TEST" --json "$r/evaluation.json" \
     > "$r/evaluation.txt"
+  if [ -d "$PRED" ]; then
+    "$BUILD/predict" --checkpoint "$r/best.safetensors" --images "$PRED" --output "$r/predictions.csv"
+  fi
   /usr/bin/python3 tools/plot.py --run "$r" 2>/dev/null || true
 done
 /usr/bin/python3 tools/plot.py --compare "${RUNS[@]}" --out "$OUT/transfer_accuracy.png" 2>/dev/null || true
