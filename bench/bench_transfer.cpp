@@ -22,9 +22,11 @@
 //
 //   OMP_NUM_THREADS=2 bench_transfer --threads 2 [--warmup 2] [--runs 7]
 //       [--benchmark_filter='^model/resnet50/batch:32/fold:1/'] [--benchmark_format=json]
-//   bench_transfer --device cuda --backend native|cudnn --json-lines --benchmark_filter='^model/...'
+//   bench_transfer --device cuda --backend native|cudnn --json-lines
+//   --benchmark_filter='^model/...'
 //       (tools/gpu_check.sh: the model cases on the GPU, one JSON line each)
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -95,7 +97,9 @@ double median_time(benchmark::State& state, const std::function<void()>& fn) {
 
 // tensor_peak_mb is the CPU allocator's peak of live tensor bytes (weights, folded weights,
 // activations); the rest of the peak above the baseline is the kernels' scratch buffers
-// (kept per thread for reuse), OpenBLAS's buffers and heap slack.
+// (kept per thread for reuse), OpenBLAS's buffers and heap slack, which the model case measures
+// as what stays resident once its tensors are freed (kept_after_mb: kept_in_use_mb still
+// allocated, kept_free_heap_mb freed but held by glibc).
 void report_memory(benchmark::State& state) {
   state.counters["baseline_rss_mb"] = g_baseline_rss_mb;
   state.counters["peak_rss_mb"] = peak_rss_mb();
@@ -138,13 +142,25 @@ void run_model(benchmark::State& state, const std::string& net, int64_t batch, b
   state.counters["batch"] = static_cast<double>(batch);
   state.counters["images_per_s"] = med > 0 ? batch / med : 0;
   if (g_json_lines) {
-    std::printf("{\"impl\": \"engine\", \"device\": \"%s\", \"backend\": \"%s\", "
-                "\"model\": \"%s\", \"batch\": %lld, \"fold\": %d, \"images_per_s\": %.4f}\n",
-                g_device.str().c_str(), backend_name(backend_for(g_device)), net.c_str(),
-                static_cast<long long>(batch), fold ? 1 : 0, med > 0 ? batch / med : 0.0);
+    std::printf(
+        "{\"impl\": \"engine\", \"device\": \"%s\", \"backend\": \"%s\", "
+        "\"model\": \"%s\", \"batch\": %lld, \"fold\": %d, \"images_per_s\": %.4f}\n",
+        g_device.str().c_str(), backend_name(backend_for(g_device)), net.c_str(),
+        static_cast<long long>(batch), fold ? 1 : 0, med > 0 ? batch / med : 0.0);
     std::fflush(stdout);
   }
+  const bool first = g_first_case;
   report_memory(state);
+  model.reset();
+  x = logits = Tensor();
+  if (first) {
+    // What stays resident, split by glibc: blocks still in use (the kernels' scratch buffers,
+    // mmapped when large) and freed heap memory glibc keeps rather than returning to the system.
+    const struct mallinfo2 mi = mallinfo2();
+    state.counters["kept_after_mb"] = current_rss_mb() - g_baseline_rss_mb;
+    state.counters["kept_in_use_mb"] = static_cast<double>(mi.uordblks + mi.hblkhd) / 1048576.0;
+    state.counters["kept_free_heap_mb"] = static_cast<double>(mi.fordblks) / 1048576.0;
+  }
 }
 
 void bench_model(benchmark::State& state, std::string net, int64_t batch, bool fold) {
@@ -169,9 +185,8 @@ std::vector<ConvShape> model_convs() {
   std::vector<ConvShape> v;
   v.push_back({"resnet50", 3, 64, 224, 7, 2, 1});
   int64_t in = 64, hw = 56;
-  for (auto [width, blocks, stride] :
-       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{64, 3, 1}, {128, 4, 2}, {256, 6, 2},
-                                                          {512, 3, 2}}) {
+  for (auto [width, blocks, stride] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {64, 3, 1}, {128, 4, 2}, {256, 6, 2}, {512, 3, 2}}) {
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t s = b == 0 ? stride : 1, out = width * Bottleneck::kExpansion;
       v.push_back({"resnet50", in, width, hw, 1, 1, 1});
@@ -184,8 +199,8 @@ std::vector<ConvShape> model_convs() {
   }
   v.push_back({"mobilenet_v2", 3, 32, 224, 3, 2, 1});
   in = 32, hw = 112;
-  const int64_t table[][4] = {{1, 16, 1, 1},  {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                              {6, 96, 3, 1},  {6, 160, 3, 2}, {6, 320, 1, 1}};
+  const int64_t table[][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                              {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
   for (auto& [t, c, n, s0] : table) {
     for (int64_t i = 0; i < n; ++i) {
       const int64_t s = i == 0 ? s0 : 1, hidden = in * t;
@@ -224,9 +239,9 @@ void run_conv(benchmark::State& state, const ConvShape& c, int64_t batch, int co
   const double med = median_time(state, [&] { y = conv2d(x, w, b, p); });
   const double flops = 2.0 * static_cast<double>(y.numel()) * (c.cin / c.groups) * c.k * c.k;
   const std::map<std::string, double> counters = {
-      {"batch", batch},   {"cin", c.cin},     {"cout", c.cout},   {"hw", c.hw},
-      {"k", c.k},         {"stride", c.stride}, {"groups", c.groups}, {"count", count},
-      {"gflops", med > 0 ? flops / med / 1e9 : 0}};
+      {"batch", batch},     {"cin", c.cin},   {"cout", c.cout},
+      {"hw", c.hw},         {"k", c.k},       {"stride", c.stride},
+      {"groups", c.groups}, {"count", count}, {"gflops", med > 0 ? flops / med / 1e9 : 0}};
   for (auto& [name, value] : counters) state.counters[name] = value;
   report_memory(state);
 }

@@ -14,7 +14,6 @@ counters. bench/transfer_compare.py runs both and prints ours / PyTorch.
 """
 import argparse
 import json
-import os
 import resource
 import time
 

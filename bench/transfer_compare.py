@@ -158,8 +158,11 @@ def model_table(runs):
             ours, off, ref = (med(runs[(m, b, k)], "images_per_s") for k in
                               ("fold:1", "fold:0", mode))
             mem_o = max(x["peak_above_baseline_mb"] for x in runs[(m, b, "fold:1")])
-            tensors = [x["tensor_peak_mb"] for x in runs[(m, b, "fold:1")] if "tensor_peak_mb" in x]
-            mem_o = f"{mem_o:.0f}" + (f" (tensors {max(tensors):.0f})" if tensors else "")
+            folded = runs[(m, b, "fold:1")]
+            tensors = [x["tensor_peak_mb"] for x in folded if "tensor_peak_mb" in x]
+            kept = [x["kept_after_mb"] for x in folded if "kept_after_mb" in x]
+            mem_o = (f"{mem_o:.0f}" + (f" (tensors {max(tensors):.0f}" if tensors else "") +
+                     (f", kept after {max(kept):.0f})" if kept else ")" if tensors else ""))
             mem_r = max(x["peak_above_baseline_mb"] for x in runs[(m, b, mode)])
             all_rows = [x for k, v in runs.items() if k[:2] == (m, b) for x in v]
             dist = sum(x["others_cpu"] > DISTURBED for x in all_rows)
@@ -204,12 +207,19 @@ def measure_layers(mode):
             for x in rows:
                 s = shapes.setdefault(shape_key(x), {"count": {}, "ours": [], "torch": []})
                 s["count"][side] = int(x["count"])
-                s[side].append(x["median_ms"])
+                # A disturbed side-run is kept apart and used only where no quiet one exists.
+                s.setdefault(side + "_disturbed", [])
+                s[side if others <= DISTURBED else side + "_disturbed"].append(x["median_ms"])
     bad = [k for k, s in shapes.items() if s["count"].get("ours") != s["count"].get("torch")]
     if bad:
         sys.exit(f"transfer_compare: conv shapes or counts differ between the engine and "
                  f"torchvision: {bad}")
     return shapes
+
+
+def layer_ms(v, side):
+    """The median of a shape's quiet side-runs (of the disturbed ones where none was quiet)."""
+    return statistics.median(v[side] or v[side + "_disturbed"])
 
 
 def layer_tables(shapes, runs, best):
@@ -218,7 +228,7 @@ def layer_tables(shapes, runs, best):
           "ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for (net, cin, cout, hw, k, s, g), v in shapes.items():
-        o, t = statistics.median(v["ours"]), statistics.median(v["torch"])
+        o, t = layer_ms(v, "ours"), layer_ms(v, "torch")
         flops = 2.0 * a.layers * cout * (cin // g) * k * k * (hw // s) ** 2
         print(f"| {net} | {cin}x{cout} @{hw}, k{k}, s{s}{' dw' if g > 1 else ''} | "
               f"{layer_type(k, s, g, cin)} | {v['count']['ours']} | {o:.2f} | {t:.2f} | "
@@ -234,8 +244,8 @@ def layer_tables(shapes, runs, best):
             t = totals[layer_type(k, s, g, cin)]
             c = v["count"]["ours"]
             t[0] += c
-            t[1] += c * statistics.median(v["ours"])
-            t[2] += c * statistics.median(v["torch"])
+            t[1] += c * layer_ms(v, "ours")
+            t[2] += c * layer_ms(v, "torch")
         for typ, (c, o, t) in sorted(totals.items()):
             print(f"| {net} | {typ} | {c} | {o:.1f} | {t:.1f} | {t / o:.2f}x | {o - t:+.1f} |")
         co, ct = sum(t[1] for t in totals.values()), sum(t[2] for t in totals.values())
@@ -273,10 +283,9 @@ def merged():
             runs[(m, int(b), kind)] += v
         for k, v in d["layers"].items():
             net, *dims = k.split("|")
-            s = shapes.setdefault((net, *map(int, dims)), {"count": v["count"], "ours": [],
-                                                           "torch": []})
-            s["ours"] += v["ours"]
-            s["torch"] += v["torch"]
+            s = shapes.setdefault((net, *map(int, dims)), {"count": v["count"]})
+            for side in ("ours", "torch", "ours_disturbed", "torch_disturbed"):
+                s[side] = s.get(side, []) + v.get(side, [])
     print(f"Merged {len(a.merge)} runs of the engine at {', '.join(heads)}\n", file=sys.stderr)
     return runs, shapes
 
