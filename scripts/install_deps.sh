@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libopenblas-openmp-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libstb-dev
+  libssl-dev
   python3-torch python3-torchvision python3-numpy python3-matplotlib python3-pil
   clang libclang-rt-14-dev
 )

@@ -9,14 +9,16 @@
 #
 # Then evaluates the best checkpoint on the test folder, predicts the unlabelled seg_pred folder,
 # runs the transfer-learning half (scripts/transfer.sh: ResNet-50 and MobileNetV2 fine-tuned on
-# frozen ImageNet backbones, then their ensemble; TRANSFER=0 skips it), and prints the test
-# accuracy and where the checkpoints, metrics and plots are.
+# frozen ImageNet backbones, then their ensemble; TRANSFER=0 skips it), writes the explorer's
+# report of the dataset as the trained model sees it (build/explore; open its index.html from
+# disk in any browser), and prints the test accuracy and where the checkpoints, metrics, plots
+# and the report are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 BUILD=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" --target train predict evaluate make_dataset summary
+cmake --build "$BUILD" -j "$(nproc)" --target train predict evaluate make_dataset summary explore
 
 DATA=${INTEL_DATA:-datasets/intel}
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -57,6 +59,11 @@ if /usr/bin/python3 tools/plot.py --run "$OUT" 2>/dev/null; then
 else
   PLOTS="not drawn (python3-matplotlib missing): /usr/bin/python3 tools/plot.py --run $OUT"
 fi
+# The dataset and model explorer: overview, every image in a filterable grid, outliers,
+# duplicates and leakage, and the checkpoint's predictions, errors and embedding.
+echo "== explore $DATA with $OUT/best.safetensors"
+"$BUILD/explore" --data "$DATA" --checkpoint "$OUT/best.safetensors" --out "$OUT/explore" \
+  --overwrite
 ACC=$(/usr/bin/python3 -c "import json,sys; print(f\"{json.load(open(sys.argv[1]))['accuracy']:.4f}\")" "$OUT/evaluation.json")
 echo
 echo "test accuracy (best checkpoint): $ACC"
@@ -67,3 +74,4 @@ echo "plots:       $PLOTS"
 if [ -n "$TOUT" ]; then
   echo "transfer:    $TOUT/{resnet50,mobilenet_v2,ensemble} (table $TOUT/transfer_table.md, figure $TOUT/transfer_accuracy.png)"
 fi
+echo "explorer:    $OUT/explore/index.html (open it in a browser: file://$(pwd)/$OUT/explore/index.html)"
