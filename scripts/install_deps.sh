@@ -9,7 +9,11 @@ PACKAGES=(
   libssl-dev
   python3-torch python3-torchvision python3-numpy python3-matplotlib python3-pil
   clang libclang-rt-14-dev
+  chromium
 )
+# The browser test (tests/browser) drives chromium from node; Debian's nodejs only when no node
+# is on PATH (a newer one installed another way is kept).
+if ! command -v node >/dev/null; then PACKAGES+=(nodejs npm); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
