@@ -5,6 +5,7 @@
 // The page itself is tested in a real browser by tests/browser (label `browser`).
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "data/image.h"
@@ -217,6 +218,124 @@ TEST(Explore, FindsEveryPlantedCaseWithoutACheckpoint) {
   ASSERT_EQ(run2.rc, 0) << run2.err;
   EXPECT_TRUE(slurp(d / "report/data/report.js") == before);
   EXPECT_TRUE(slurp(d / "report/thumbs/sheet-0000.jpg") == sheet);
+}
+
+// A small set and a quarter-width checkpoint trained on it for a few epochs.
+struct SmallRun {
+  std::string data, checkpoint;
+};
+const SmallRun& small_run() {
+  static TempDir dir;
+  static SmallRun r = [] {
+    SmallRun r{dir.str() + "/data", dir.str() + "/run/best.safetensors"};
+    data::SyntheticOptions o;
+    o.out_dir = r.data;
+    o.train_per_class = 12;
+    o.test_per_class = 5;
+    o.pred_count = 7;
+    o.size = 64;
+    o.seed = 11;
+    data::make_synthetic_dataset(o);
+    ToolRun t = run(
+        "train", {"--train-dir", r.data + "/seg_train", "--test-dir", r.data + "/seg_test", "--out",
+                  dir.str() + "/run", "--epochs", "3", "--width", "0.25", "--image-size", "32",
+                  "--lr", "0.0003", "--threads", "2", "--no-plot", "--seed", "5"});
+    EXPECT_EQ(t.rc, 0) << t.out << t.err;
+    return r;
+  }();
+  return r;
+}
+
+TEST(Explore, CheckpointNumbersEqualEvaluateAndRerunsAreByteIdentical) {
+  const SmallRun& s = small_run();
+  TempDir d;
+  ToolRun x = run("explore", {"--data", s.data, "--checkpoint", s.checkpoint, "--out", d / "r"});
+  ASSERT_EQ(x.rc, 0) << x.out << x.err;
+  ToolRun e = run("evaluate", {"--checkpoint", s.checkpoint, "--data", s.data + "/seg_test",
+                               "--json", d / "eval.json"});
+  ASSERT_EQ(e.rc, 0) << e.err;
+  json ev = json::parse(slurp(d / "eval.json"));
+  json r = read_report(d / "r");
+  const json& mine = r["evaluation"]["test"];
+  EXPECT_EQ(mine["accuracy"], ev["accuracy"]);
+  EXPECT_EQ(mine["samples"], ev["samples"]);
+  EXPECT_EQ(mine["confusion_matrix"], ev["confusion_matrix"]);
+  EXPECT_EQ(mine["per_class"], ev["per_class"]);
+  EXPECT_EQ(mine["classes"], ev["classes"]);
+  EXPECT_NEAR(mine["loss"].get<double>(), ev["loss"].get<double>(), 1e-5);
+  EXPECT_GE(mine["ece"].get<double>(), 0.0);
+  EXPECT_TRUE(r["evaluation"].contains("train"));
+  EXPECT_FALSE(r["evaluation"].contains("unlabelled"));
+  // Predicted counts per split agree with the pred column, which agrees with the probabilities.
+  const auto& img = r["images"];
+  const size_t n = img["path"].size(), nc = r["classes"].size();
+  ASSERT_EQ(img["prob"].size(), n * nc);
+  std::map<std::string, std::vector<int64_t>> counts;
+  for (const auto& sp : r["splits"]) counts[sp["name"]] = std::vector<int64_t>(nc, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const int pred = img["pred"][i];
+    counts[r["splits"][img["split"][i].get<size_t>()]["name"]][size_t(pred)]++;
+    for (size_t k = 0; k < nc; ++k) {
+      EXPECT_LE(img["prob"][i * nc + k].get<double>(),
+                img["prob"][i * nc + size_t(pred)].get<double>());
+    }
+    // Mistakenness > 0.5 exactly when the prediction disagrees with a label.
+    if (img["label"][i].get<int>() >= 0) {
+      EXPECT_EQ(img["mistake"][i].get<double>() > 0.5, img["label"][i].get<int>() != pred) << i;
+    }
+  }
+  for (const auto& [name, c] : counts) EXPECT_EQ(r["predicted"][name], json(c)) << name;
+  EXPECT_EQ(r["embedding"]["source"], "penultimate");
+  EXPECT_EQ(r["checkpoint"]["model"], "simple");
+  EXPECT_EQ(r["checkpoint"]["sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(img["emb"].size(), 2 * n);
+
+  ToolRun again = run(
+      "explore", {"--data", s.data, "--checkpoint", s.checkpoint, "--out", d / "r", "--overwrite"});
+  ASSERT_EQ(again.rc, 0) << again.err;
+  json r2 = read_report(d / "r");
+  EXPECT_EQ(r2.dump(), r.dump());
+}
+
+TEST(Explore, BadInputIsOneClearLineAndLeavesNoHalfReport) {
+  const SmallRun& s = small_run();
+  TempDir d;
+  auto one_line = [](const ToolRun& t, const std::string& want) {
+    EXPECT_EQ(t.rc, 1) << t.out << t.err;
+    EXPECT_EQ(std::count(t.err.begin(), t.err.end(), '\n'), 1) << t.err;
+    EXPECT_EQ(t.err.rfind("explore: ", 0), 0u) << t.err;
+    EXPECT_NE(t.err.find(want), std::string::npos) << t.err;
+  };
+  fs::create_directories(d / "empty/a");
+  one_line(run("explore", {"--data", d / "empty", "--out", d / "r1"}), d / "empty");
+  one_line(run("explore", {"--data", d / "missing", "--out", d / "r2"}), d / "missing");
+  one_line(run("explore", {"--split", "test", "--out", d / "r3"}), "NAME=DIR");
+  one_line(run("explore", {"--out", d / "r4"}), "--data");
+  // A checkpoint whose classes are not the folders'.
+  fs::create_directories(d / "two/cats");
+  fs::create_directories(d / "two/dogs");
+  fs::copy_file(s.data + "/seg_test/seg_test/forest/0000.jpg", d / "two/cats/a.jpg");
+  fs::copy_file(s.data + "/seg_test/seg_test/sea/0000.jpg", d / "two/dogs/b.jpg");
+  one_line(run("explore", {"--data", d / "two", "--checkpoint", s.checkpoint, "--out", d / "r5"}),
+           "[cats, dogs]");
+  one_line(run("explore",
+               {"--data", d / "two", "--checkpoint", d / "nope.safetensors", "--out", d / "r6"}),
+           "nope.safetensors");
+  // An output path that is a file.
+  engine::write_file_atomic(d / "file", std::string("x"));
+  one_line(run("explore", {"--data", d / "two", "--out", d / "file", "--overwrite"}), d / "file");
+  for (const auto& e : fs::directory_iterator(d.str())) {
+    const std::string name = e.path().filename().string();
+    EXPECT_EQ(name.find(".partial-"), std::string::npos) << name;
+    EXPECT_NE(name.rfind("r", 0) == 0 && name.size() == 2, true) << name;
+  }
+  // A folder of class folders with no Kaggle split folders is one labelled split named after it.
+  ToolRun ok = run("explore", {"--data", d / "two", "--out", d / "report"});
+  ASSERT_EQ(ok.rc, 0) << ok.err;
+  json r = read_report(d / "report");
+  ASSERT_EQ(r["splits"].size(), 1u);
+  EXPECT_EQ(r["splits"][0]["name"], "two");
+  EXPECT_EQ(r["classes"], json({"cats", "dogs"}));
 }
 
 }  // namespace
