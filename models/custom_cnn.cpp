@@ -78,7 +78,9 @@ CustomCnn::CustomCnn(const CustomCnnOptions& o, Generator& gen) : opt_(o) {
   if (bn) dropout_ = register_module("dropout", std::make_shared<Dropout>(o.dropout));
 }
 
-Tensor CustomCnn::forward(const Tensor& x) {
+Tensor CustomCnn::forward(const Tensor& x) { return head(features(x)); }
+
+Tensor CustomCnn::features(const Tensor& x) {
   ENGINE_CHECK(x.dim() == 4 && x.size(1) == 3 && x.size(2) == opt_.image_size &&
                    x.size(3) == opt_.image_size,
                "CustomCnn(", cnn_variant_name(opt_.variant), "): expected input [N, 3, ",
@@ -86,8 +88,7 @@ Tensor CustomCnn::forward(const Tensor& x) {
   Tensor h = (*seq3_)((*seq2_)((*seq1_)(x)));
   h = (*act1_)((*fc1_)(h.flatten(1)));
   if (dropout_) h = (*dropout_)(h);
-  h = (*act2_)((*fc2_)(h));
-  return (*fc3_)(h);
+  return (*act2_)((*fc2_)(h));
 }
 
 }  // namespace engine

@@ -26,7 +26,11 @@ struct CustomCnnOptions {
 class CustomCnn : public Module {
  public:
   explicit CustomCnn(const CustomCnnOptions& o, Generator& gen = default_generator());
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override;  // head(features(x))
+  // The penultimate layer: fc2's activation, [N, hidden] (the input of fc3). Explorers embed it.
+  Tensor features(const Tensor& x);
+  // fc3 on features(): the logits.
+  Tensor head(const Tensor& features) { return (*fc3_)(features); }
   std::string type_name() const override { return "CustomCnn"; }
   const CustomCnnOptions& options() const { return opt_; }
   // The bn_dropout variant's Dropout layer (null for the others), so callers can seed it.

@@ -14,9 +14,9 @@ Ensemble::Ensemble(int64_t num_classes, Generator& gen) {
   fc1 = register_module("fc1", std::make_shared<Linear>(2 * num_classes, num_classes, true, gen));
 }
 
-Tensor Ensemble::forward(const Tensor& x) {
-  return (*fc1)(concat({(*modelA)(x), (*modelB)(x)}, 1));
-}
+Tensor Ensemble::forward(const Tensor& x) { return (*fc1)(member_logits(x)); }
+
+Tensor Ensemble::member_logits(const Tensor& x) { return concat({(*modelA)(x), (*modelB)(x)}, 1); }
 
 Tensor Ensemble::features(const Tensor& x) {
   return concat({modelA->features(x), modelB->features(x)}, 1);

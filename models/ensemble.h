@@ -18,7 +18,10 @@ namespace engine {
 class Ensemble : public TransferModel {
  public:
   Ensemble(int64_t num_classes, Generator& gen = default_generator());
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override;  // fc1(member_logits(x))
+  // The input of fc1, the penultimate layer: both members' logits side by side, [N, 2 x classes].
+  // (features() is the TransferModel's: the pooled backbone features that fine-tuning caches.)
+  Tensor member_logits(const Tensor& x);
   Tensor features(const Tensor& x) override;
   Tensor head(const Tensor& f) override;
   int64_t feature_dim() const override { return 2048 + 1280; }
