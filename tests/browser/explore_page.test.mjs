@@ -233,11 +233,15 @@ await step('detail', async () => {
 
 await step('embedding box', async () => {
   await page.click('#tab-map');
-  const canvas = await page.$('#map');
-  const b = await canvas.boundingBox();
-  await page.mouse.move(b.x + b.width * 0.3, b.y + b.height * 0.3);
+  // a 120 x 90 px box around the point nearest the median of x (so it holds some points)
+  const [px, py] = await page.evaluate(() => {
+    const e = window.EXPLORE.images.emb, n = e.length / 2;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => e[2 * a] - e[2 * b] || a - b);
+    return window.explore.mapPoint(order[n >> 1]);
+  });
+  await page.mouse.move(px - 60, py - 45);
   await page.mouse.down();
-  await page.mouse.move(b.x + b.width * 0.6, b.y + b.height * 0.55, { steps: 5 });
+  await page.mouse.move(px + 60, py + 45, { steps: 5 });
   await page.mouse.up();
   const r = await page.evaluate(() => {
     const s = window.explore.state, e = window.EXPLORE.images.emb;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctest driver of the explorer's browser test (label `browser`):
 #   tests/browser/run.sh BUILD_DIR OUT_DIR
-# 1. a small synthetic dataset (make_dataset) and a tiny checkpoint trained on it (train);
+# 1. a small synthetic dataset (make_dataset) and a tiny checkpoint trained on it (train: 2 epochs
+#    reach about 60% test accuracy, so the confusion matrix has cells off its diagonal);
 # 2. `explore --data ... --checkpoint ... --out OUT_DIR/report` (EXPLORE_FAKE=1 and no explore
 #    binary: make_fake_report.py describes the same folders instead, to develop the page);
 # 3. the folder counts, with find, as the expectations; the page in Debian chromium against them;
@@ -46,8 +47,9 @@ t0=$SECONDS
 "$BUILD/make_dataset" --out "$OUT/data" --train-per-class 20 --test-per-class 10 --pred 20 \
   --size 48 --seed 7 | tail -n 1
 if [ -x "$BUILD/explore" ]; then
-  "$BUILD/train" --model simple --width 0.25 --image-size 32 --epochs 1 --batch-size 16 \
-    --optimizer adam --lr 0.002 --scheduler none --device cpu --threads 2 --workers 1 --no-plot \
+  "$BUILD/train" --train-dir "$OUT/data/seg_train/seg_train" --test-dir "$OUT/data/seg_test/seg_test" \
+    --model simple --width 0.25 --image-size 32 --epochs 2 --batch-size 8 \
+    --optimizer adam --lr 0.001 --scheduler none --device cpu --threads 2 --workers 1 --no-plot \
     --out "$OUT/run" | tail -n 2
   "$BUILD/explore" --data "$OUT/data" --checkpoint "$OUT/run/best.safetensors" \
     --out "$OUT/report" --overwrite | tail -n 3

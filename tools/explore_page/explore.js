@@ -50,6 +50,8 @@
   const GREY = '#a0a0a0';
   const classColor = (c) => (c < 0 ? GREY : PALETTE[c % PALETTE.length]);
   const className = (c) => (c < 0 ? '(unlabelled)' : CLASSES[c] !== undefined ? CLASSES[c] : '?');
+  const predName = (c) => (c < 0 ? '(not run)' : className(c));
+  const UNREADABLE = new Map((E.unreadable || []).map((u) => [u.index, u.reason]));
   const absPath = (i) => SPLITS[D.split[i]].dir + '/' + IM.path[i];
   const fileUrl = (p) => 'file://' + p.split('/').map(encodeURIComponent).join('/');
 
@@ -167,7 +169,7 @@
     { key: 'index', label: 'index', col: null, desc: false },
     { key: 'brightness', label: 'brightness', col: 'brightness', desc: false },
     { key: 'contrast', label: 'contrast', col: 'contrast', desc: false },
-    { key: 'blur', label: 'blur (low = blurry)', col: 'blur', desc: false },
+    { key: 'blur', label: 'blur', col: 'blur', desc: false },
     { key: 'entropy', label: 'entropy', col: 'entropy', desc: false },
     { key: 'uniqueness', label: 'uniqueness', col: 'uniq', desc: true },
   ];
@@ -175,8 +177,8 @@
     SORTS.push(
       { key: 'mistakenness', label: 'mistakenness', col: 'mistake', desc: true, missing: -1 },
       { key: 'self_confidence', label: 'self-confidence', col: 'self_conf', desc: false, missing: -1 },
-      { key: 'hardness', label: 'hardness (entropy)', col: 'hard', desc: true },
-      { key: 'margin', label: 'margin', col: 'margin', desc: false });
+      { key: 'hardness', label: 'hardness', col: 'hard', desc: true, missing: -1 },
+      { key: 'margin', label: 'margin', col: 'margin', desc: false, missing: -1 });
   }
   if (E.label_errors) SORTS.push({ key: 'rank', label: 'label-error rank', col: null, desc: false });
   const listRank = {};
@@ -323,7 +325,7 @@
           const wrong = D.pred && lab >= 0 && D.pred[i] >= 0 && D.pred[i] !== lab;
           d.classList.toggle('wrong', !!wrong);
           d.title = IM.path[i] + '\n' + SPLITS[D.split[i]].name + ' · ' + className(lab) +
-            (D.pred ? ' → predicted ' + className(D.pred[i]) : '');
+            (D.pred ? ' → predicted ' + predName(D.pred[i]) : '');
         }
         d.classList.toggle('sel', selected[i] === 1);
         d.classList.toggle('open', open === i);
@@ -578,7 +580,12 @@
     // bad files
     const badRows = [];
     for (const s of SPLITS) for (const b of s.bad || []) badRows.push(h('tr', null, h('td', { text: s.name }), h('td', { class: 'path', text: b.path }), h('td', { text: b.reason })));
-    root.append(section('Bad files (' + nbad + ')', badRows.length ? h('table', { class: 'tbl', id: 'bad-files' },
+    // images the scan accepted but the decoder refused: they stay in the grid, flagged
+    for (const [i, reason] of UNREADABLE) {
+      badRows.push(h('tr', { class: 'link-cell', onclick: () => go({ img: i }) }, h('td', { text: SPLITS[D.split[i]].name }),
+        h('td', { class: 'path', text: absPath(i) }), h('td', { text: 'unreadable (kept in the grid, flagged): ' + reason })));
+    }
+    root.append(section('Bad files (' + nbad + (UNREADABLE.size ? ' + ' + UNREADABLE.size + ' unreadable' : '') + ')', badRows.length ? h('table', { class: 'tbl', id: 'bad-files' },
       h('thead', null, h('tr', null, h('th', { text: 'split' }), h('th', { text: 'file' }), h('th', { text: 'reason' }))), h('tbody', null, badRows))
       : h('p', { class: 'muted', text: 'Every file decoded.' })));
 
@@ -673,7 +680,7 @@
               onclick: () => go(Object.assign({}, CLEAR, { view: 'grid', split: [name], label: [t], pred: [p], img: -1 })) }, String(v));
           }));
         })));
-      root.append(section('Evaluation on ' + name, stats, h('div', { class: 'row-wrap' },
+      root.append(section('Evaluation on ' + name, stats, ev.data ? h('p', { class: 'muted small' }, 'images from ', h('code', { text: ev.data })) : null, h('div', { class: 'row-wrap' },
         h('div', null, h('h3', { text: 'Per class' }), pc),
         h('div', null, h('h3', { text: 'Confusion matrix' }), cmt, h('p', { class: 'muted small', text: 'Click a cell to show exactly those images in the grid.' })))));
     }
@@ -687,7 +694,7 @@
             onclick: () => go(Object.assign({}, CLEAR, { view: 'grid', list: name, sort: 'rank', rev: false })) }),
           h('ol', { class: 'errs' }, idx.slice(0, 40).map((i) => h('li', { onclick: () => go({ img: i }) }, thumb(i, 48),
             h('div', null, h('div', { class: 'ellipsis', text: IM.path[i] }), h('div', { class: 'small' }, 'label ', h('b', { text: className(D.label[i]) }),
-              ' → predicted ', h('b', { text: className(D.pred[i]) })), h('div', { class: 'small muted', text: SPLITS[D.split[i]].name + ' · ' + score(i) })))))));
+              ' → predicted ', h('b', { text: predName(D.pred[i]) })), h('div', { class: 'small muted', text: SPLITS[D.split[i]].name + ' · ' + score(i) })))))));
       }
       root.append(section('Label-error candidates', h('p', { class: 'muted small', text: 'Mistakenness (FiftyOne): labelled images whose confident prediction disagrees with the label, most mistaken first. Confident learning (cleanlab): images off the confident joint’s diagonal, lowest self-confidence first.' }), lists));
     }
@@ -769,18 +776,26 @@
     ctx.fillStyle = '#fff';
     ctx.fillRect(0, 0, W, H);
     const r = Math.max(1.5, Math.min(4, 600 / Math.sqrt(N + 1))) * dpr;
-    const anyFilter = shown.length < N;
-    // points not shown (other filters) in pale grey, then the shown ones by class on top
-    if (anyFilter) {
-      ctx.fillStyle = '#e3e3e3';
-      for (let i = 0; i < N; i++) if (fails[i]) { const [x, y] = mapXY(i, W, H); ctx.fillRect(x - r / 2, y - r / 2, r, r); }
-    }
+    // points the facets hide in pale grey; those only outside the box faded in their class's
+    // colour (the map keeps its shape while a box is drawn); the shown ones on top
+    ctx.fillStyle = '#e3e3e3';
+    for (let i = 0; i < N; i++) if (fails[i] & ~F.box) { const [x, y] = mapXY(i, W, H); ctx.fillRect(x - r / 2, y - r / 2, r, r); }
     const byClass = new Map();
-    for (const i of shown) { const c = D.label[i]; if (!byClass.has(c)) byClass.set(c, []); byClass.get(c).push(i); }
-    for (const [c, list] of Array.from(byClass).sort((a, b) => a[0] - b[0])) {
-      ctx.fillStyle = classColor(c);
-      for (const i of list) { const [x, y] = mapXY(i, W, H); ctx.fillRect(x - r / 2, y - r / 2, r, r); }
+    for (let i = 0; i < N; i++) {
+      if (fails[i] & ~F.box) continue;
+      const c = D.label[i];
+      if (!byClass.has(c)) byClass.set(c, [[], []]);
+      byClass.get(c)[fails[i] ? 0 : 1].push(i);
     }
+    const classes = Array.from(byClass).sort((a, b) => a[0] - b[0]);
+    for (const pass of [0, 1]) {
+      ctx.globalAlpha = pass ? 1 : 0.3;
+      for (const [c, lists] of classes) {
+        ctx.fillStyle = classColor(c);
+        for (const i of lists[pass]) { const [x, y] = mapXY(i, W, H); ctx.fillRect(x - r / 2, y - r / 2, r, r); }
+      }
+    }
+    ctx.globalAlpha = 1;
     if (state.img >= 0) {
       const [x, y] = mapXY(state.img, W, H);
       ctx.strokeStyle = '#000'; ctx.lineWidth = 2 * dpr;
@@ -881,8 +896,8 @@
       h('div', { class: 'path', id: 'detail-path', 'data-index': i, text: absPath(i) }),
       kv([['index', String(i)], ['split', SPLITS[D.split[i]].name],
         ['label', h('span', null, h('span', { class: 'swatch', style: 'background:' + classColor(lab) }), className(lab)), { id: 'detail-label', 'data-value': lab }],
-        D.pred ? ['prediction', h('span', null, h('span', { class: 'swatch', style: 'background:' + classColor(pred) }), className(pred),
-          lab >= 0 ? h('span', { class: pred === lab ? 'ok' : 'bad', text: pred === lab ? ' ✓ correct' : ' ✗ wrong' }) : null), { id: 'detail-pred', 'data-value': pred }] : null]));
+        D.pred ? ['prediction', h('span', null, h('span', { class: 'swatch', style: 'background:' + classColor(pred) }), predName(pred),
+          lab >= 0 && pred >= 0 ? h('span', { class: pred === lab ? 'ok' : 'bad', text: pred === lab ? ' ✓ correct' : ' ✗ wrong' }) : null), { id: 'detail-pred', 'data-value': pred }] : null]));
     if (D.prob) {
       const probs = h('div', { class: 'probs' });
       for (let c = 0; c < C; c++) {
@@ -907,7 +922,8 @@
       blurry: () => 'blur ' + fmt(IM.blur[i], 2), low_information: () => 'entropy ' + fmt(IM.entropy[i], 3),
       odd_size: () => D.w[i] + ' × ' + D.h[i] + ', aspect ' + fmt(D.w[i] / D.h[i], 3), grayscale: () => 'no colour',
       mistakenness: () => D.mistake ? 'mistakenness ' + fmt(IM.mistake[i], 4) : '',
-      confident_learning: () => D.self_conf ? 'p[label] ' + fmt(IM.self_conf[i], 4) + ', predicted ' + className(pred) : '',
+      confident_learning: () => D.self_conf ? 'p[label] ' + fmt(IM.self_conf[i], 4) + ', predicted ' + predName(pred) : '',
+      unreadable: () => UNREADABLE.get(i) || 'could not be decoded',
     };
     for (let k = 0; k < FLAGS.length; k++) {
       if (!(D.flags[i] & (1 << k))) continue;
@@ -990,5 +1006,12 @@
     fail('the page failed to draw the report: ' + (e && e.stack ? e.stack : e));
   }
   // For tests and the console: the page's own reading of the report.
-  window.explore = { get state() { return state; }, get shown() { return shown; }, tagsCsv, encodeState };
+  window.explore = {
+    get state() { return state; }, get shown() { return shown; }, tagsCsv, encodeState,
+    mapPoint(i) { // where image i's point is drawn on the embedding map, in client pixels
+      const r = $('map').getBoundingClientRect();
+      const [x, y] = mapXY(i, r.width, r.height);
+      return [r.left + x, r.top + y];
+    },
+  };
 })();
