@@ -31,6 +31,7 @@ const MISSING_OK = args.includes('--missing-images-ok');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const expect = JSON.parse(fs.readFileSync(expectPath, 'utf8'));
 const pageUrl = pathToFileURL(path.join(reportDir, 'index.html')).href;
+const reportUrl = pathToFileURL(reportDir).href + '/';
 fs.mkdirSync(shotDir, { recursive: true });
 
 const failures = [];
@@ -58,12 +59,14 @@ async function openPage(url) {
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     const where = (m.location() && m.location().url) || '';
-    // A synthetic report's images do not exist: the browser's own failed-load message for them.
-    if (MISSING_OK && /ERR_FILE_NOT_FOUND/.test(m.text())) return;
+    // A synthetic report's images do not exist: the browser's own failed-load message for them
+    // (never for a file of the report itself, which requestfailed below also catches).
+    if (MISSING_OK && /ERR_FILE_NOT_FOUND/.test(m.text()) && where && !where.startsWith(reportUrl)) return;
     consoleErrors.push(m.text() + (where ? ' (' + where + ')' : ''));
   });
   page.on('pageerror', (e) => consoleErrors.push('exception: ' + e.message));
   page.on('request', (r) => { if (!/^(file|data|blob):/.test(r.url())) foreignRequests.push(r.url()); });
+  page.on('requestfailed', (r) => { if (r.url().startsWith(reportUrl)) consoleErrors.push('failed to load ' + r.url()); });
   const t0 = Date.now();
   await page.goto(url, { waitUntil: 'load' });
   await page.waitForFunction(() => document.documentElement.dataset.ready === '1', { timeout: READY_MS + 10000, polling: 20 });

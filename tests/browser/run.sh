@@ -61,6 +61,10 @@ else
   exit 1
 fi
 echo "run.sh: dataset and report in $((SECONDS - t0)) s"
+for f in index.html explore.js explore.css; do  # explore embeds the page when it is built
+  cmp -s "$HERE/../../tools/explore_page/$f" "$OUT/report/$f" ||
+    echo "run.sh: note: the report's $f differs from tools/explore_page/$f (rebuild explore)"
+done
 
 # 3. expectations: files per split folder and per class folder, as find counts them
 split_dir() {  # the Kaggle layout's seg_x/seg_x when nested, else seg_x

@@ -772,7 +772,11 @@
     cv.style.width = cv.style.height = side + 'px';
     cv.width = cv.height = Math.round(side * dpr);
     const W = cv.width, H = cv.height;
-    const ctx = cv.getContext('2d');
+    // the points go to an offscreen canvas, copied back under the box while dragging
+    if (!mapBase) mapBase = document.createElement('canvas');
+    mapBase.width = W;
+    mapBase.height = H;
+    const ctx = mapBase.getContext('2d');
     ctx.fillStyle = '#fff';
     ctx.fillRect(0, 0, W, H);
     const r = Math.max(1.5, Math.min(4, 600 / Math.sqrt(N + 1))) * dpr;
@@ -801,14 +805,14 @@
       ctx.strokeStyle = '#000'; ctx.lineWidth = 2 * dpr;
       ctx.beginPath(); ctx.arc(x, y, 6 * dpr, 0, 7); ctx.stroke();
     }
-    mapBase = ctx.getImageData(0, 0, W, H);
     drawMapOverlay();
   }
   function drawMapOverlay() {
     const cv = $('map');
     if (!mapBase) return;
     const ctx = cv.getContext('2d');
-    ctx.putImageData(mapBase, 0, 0);
+    ctx.clearRect(0, 0, cv.width, cv.height);
+    ctx.drawImage(mapBase, 0, 0);
     const W = cv.width, H = cv.height, dpr = window.devicePixelRatio || 1;
     ctx.lineWidth = 1.5 * dpr;
     ctx.setLineDash([5 * dpr, 4 * dpr]);
@@ -875,11 +879,16 @@
   function renderDetail() {
     const panel = $('detail');
     const i = state.img;
-    document.body.classList.toggle('with-detail', i >= 0);
+    if (document.body.classList.contains('with-detail') !== i >= 0) {
+      document.body.classList.toggle('with-detail', i >= 0);
+      if (state.view === 'grid' || state.view === 'map') grid.layout();  // the panel takes room
+      if (state.view === 'map') drawMap();
+    }
     if (i < 0) { panel.hidden = true; panel.textContent = ''; panel._i = -1; return; }
     if (panel._i === i && !panel.hidden) return;
     panel._i = i;
     panel.hidden = false;
+    panel.style.top = $('top').offsetHeight + 'px';  // below the header: the tabs stay usable
     panel.textContent = '';
     const lab = D.label[i], pred = D.pred ? D.pred[i] : -1;
     const pos = shown.indexOf(i);
