@@ -8,9 +8,10 @@
 //   --max-cells N (default all): confusion-matrix cells to click.
 // Asserts: no console error or page exception; no request but file:, data: and blob:; ready in
 // time; the split and class counts equal the folders'; each non-empty confusion-matrix cell filters
-// the grid to exactly its images; a saved '#' reopens the same view and back/forward walk it; a
-// thumbnail opens the detail; a box on the embedding map filters to the points in it; tags are
-// kept, counted, filtered and exported; the grid stays virtualised while scrolling to the end.
+// the grid to exactly its images; each label-error list fills the grid in its order; a saved '#'
+// reopens the same view and back/forward walk it; a thumbnail opens the detail; a box on the
+// embedding map filters to the points in it; tags are kept, counted, filtered and exported; the
+// grid stays virtualised while scrolling to the end.
 // Screenshots go to SCREENSHOT_DIR. Exits 1 naming every failed check.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -158,6 +159,16 @@ await step('confusion matrix', async () => {
     check(visible > 0, `cell ${c.split} ${c.t}->${c.p}: the grid shows no thumbnail`);
   }
   facts.cm_cells_clicked = pick.length;
+  // the label-error lists: each fills the grid with exactly its images, in its order
+  for (const name of ['mistakenness', 'confident_learning']) {
+    await page.click('#tab-eval');
+    const want = await page.evaluate((n) => (window.EXPLORE.label_errors || {})[n] || null, name);
+    if (!check(want !== null, `label_errors.${name} is missing`)) continue;
+    await page.click(`.show-list[data-list="${name}"]`);
+    if (!(await waitCount(page, want.length, `label errors ${name}`))) continue;
+    const got = await page.evaluate(() => Array.from(window.explore.shown));
+    check(JSON.stringify(got) === JSON.stringify(want), `label errors ${name}: the grid's order differs from the report's ranking`);
+  }
   facts.eval_splits = splits;
   await page.click('#tab-eval');
   await page.click(`.cm-cell[data-split="${nonEmpty[0].split}"][data-true="${nonEmpty[0].t}"][data-pred="${nonEmpty[0].p}"]`);
