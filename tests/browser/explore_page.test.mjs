@@ -54,6 +54,7 @@ const browser = await puppeteer.launch({
 });
 const consoleErrors = [];
 const foreignRequests = [];
+let requests = 0;
 async function openPage(url) {
   const page = await browser.newPage();
   await page.setViewport({ width: 1400, height: 900 });
@@ -66,7 +67,10 @@ async function openPage(url) {
     consoleErrors.push(m.text() + (where ? ' (' + where + ')' : ''));
   });
   page.on('pageerror', (e) => consoleErrors.push('exception: ' + e.message));
-  page.on('request', (r) => { if (!/^(file|data|blob):/.test(r.url())) foreignRequests.push(r.url()); });
+  page.on('request', (r) => {
+    requests++;
+    if (!/^(file|data|blob):/.test(r.url())) foreignRequests.push(r.url());
+  });
   page.on('requestfailed', (r) => { if (r.url().startsWith(reportUrl)) consoleErrors.push('failed to load ' + r.url()); });
   const t0 = Date.now();
   await page.goto(url, { waitUntil: 'load' });
@@ -325,6 +329,7 @@ await step('virtualised scroll', async () => {
 check(consoleErrors.length === 0, `console errors: ${JSON.stringify(consoleErrors.slice(0, 10))}`);
 check(foreignRequests.length === 0, `requests that are not file:/data:/blob: ${JSON.stringify(foreignRequests.slice(0, 10))}`);
 await browser.close();
+facts.requests = requests;
 console.log('facts ' + JSON.stringify(facts));
 if (failures.length) {
   console.log(`FAILED: ${failures.length} check(s):\n  ` + failures.join('\n  '));
