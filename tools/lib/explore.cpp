@@ -346,6 +346,19 @@ void flag_properties(ExploreTable& t, json& properties, json& rules) {
                       fmt(r("aspect").second) + " (0.5th..99.5th percentiles)";
   rules["grayscale"] = "every pixel's channels within 8 levels of each other";
   rules["unreadable"] = "the file passed the scan's checks but could not be decoded";
+  rules["exact_duplicate"] = "the same decoded pixels as another image (hash of the pixels)";
+  rules["near_duplicate"] = "dHash within " + std::to_string(data::kNearDHashMax) +
+                            " bits and pHash within " + std::to_string(data::kNearPHashMax) +
+                            " bits of another image of its group (groups join such pairs)";
+  rules["leakage"] = "its duplicate group holds images of more than one labelled split";
+  rules["unlabelled_duplicate"] = "its duplicate group holds unlabelled and labelled images";
+  rules["label_conflict"] = "the labelled images of its duplicate group disagree";
+  rules["mistakenness"] =
+      "FiftyOne's mistakenness > 0.5: the prediction disagrees with the label (the more "
+      "confident, the higher)";
+  rules["confident_learning"] =
+      "confident learning: the class whose probability clears its threshold (the mean "
+      "probability of that class over the images labelled with it) is not the label";
 }
 
 json size_table(const ExploreTable& t) {
