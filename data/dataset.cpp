@@ -23,7 +23,8 @@ void require_folder(const std::string& root, const char* what) {
   if (ec || !fs::exists(st)) {
     throw engine::Error(std::string(what) + " '" + root + "' does not exist");
   }
-  if (!fs::is_directory(st)) throw engine::Error(std::string(what) + " '" + root + "' is not a folder");
+  if (!fs::is_directory(st))
+    throw engine::Error(std::string(what) + " '" + root + "' is not a folder");
 }
 
 // Candidate image files under dir (recursively), sorted; hidden entries and other extensions
@@ -83,8 +84,9 @@ std::vector<Checked> check_files(const std::vector<std::string>& paths, const Sc
 
 // The good files as samples (label from labels, or -1); the bad ones are reported in path order,
 // or in strict mode the first one throws.
-std::vector<Sample> filter_good(const std::vector<std::string>& paths, const std::vector<int>& labels,
-                                const ScanOptions& opt, ScanReport& report) {
+std::vector<Sample> filter_good(const std::vector<std::string>& paths,
+                                const std::vector<int>& labels, const ScanOptions& opt,
+                                ScanReport& report) {
   std::vector<Checked> checked = check_files(paths, opt);
   std::vector<Sample> good;
   for (size_t i = 0; i < paths.size(); ++i) {
@@ -94,7 +96,8 @@ std::vector<Sample> filter_good(const std::vector<std::string>& paths, const std
                       checked[i].info.height});
       continue;
     }
-    if (opt.strict) throw ImageError(paths[i], why + " (strict mode: stopping at the first bad image)");
+    if (opt.strict)
+      throw ImageError(paths[i], why + " (strict mode: stopping at the first bad image)");
     ++report.bad;
     report.bad_files.push_back(paths[i] + ": " + why);
     std::string line = "warning: skipping " + paths[i] + ": " + why;
@@ -214,12 +217,29 @@ ImageDataset ImageDataset::unlabelled(const std::string& root_arg, const ScanOpt
   }
   ds.samples_ = filter_good(paths, {}, opt, ds.report_);
   if (ds.samples_.empty()) {
-    throw engine::Error("image path '" + ds.report_.root + "' has no usable images" +
-                        (ds.report_.bad ? " (" + std::to_string(ds.report_.bad) + " bad files)"
-                                        : ""));
+    throw engine::Error(
+        "image path '" + ds.report_.root + "' has no usable images" +
+        (ds.report_.bad ? " (" + std::to_string(ds.report_.bad) + " bad files)" : ""));
   }
   ds.report_.images = ds.size();
   return ds;
+}
+
+std::string absolute_path(const std::string& path) {
+  return fs::absolute(fs::path(path)).lexically_normal().generic_string();
+}
+
+ImageDataset ImageDataset::without(const std::unordered_set<std::string>& paths,
+                                   int64_t* removed) const {
+  ImageDataset d = *this;
+  d.samples_.clear();
+  for (const Sample& s : samples_) {
+    if (!paths.count(absolute_path(s.path))) d.samples_.push_back(s);
+  }
+  const int64_t n = int64_t(samples_.size() - d.samples_.size());
+  d.report_.images -= n;
+  if (removed) *removed = n;
+  return d;
 }
 
 std::vector<int64_t> ImageDataset::class_counts() const {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "data/image.h"
@@ -36,13 +37,13 @@ struct ScanOptions {
 };
 
 struct ScanReport {
-  std::string root;              // the folder actually used (after Kaggle nesting)
-  int64_t images = 0;            // usable
-  int64_t bad = 0;               // skipped: failed check_image or unreadable
-  int64_t hidden = 0;            // hidden files and folders ignored
-  int64_t other = 0;             // files with other extensions ignored
+  std::string root;                    // the folder actually used (after Kaggle nesting)
+  int64_t images = 0;                  // usable
+  int64_t bad = 0;                     // skipped: failed check_image or unreadable
+  int64_t hidden = 0;                  // hidden files and folders ignored
+  int64_t other = 0;                   // files with other extensions ignored
   std::vector<std::string> bad_files;  // "path: reason", in path order
-  std::string summary() const;   // "1234 images; skipped 2 bad files, ignored 1 hidden and 3 other"
+  std::string summary() const;  // "1234 images; skipped 2 bad files, ignored 1 hidden and 3 other"
 };
 
 class ImageDataset {
@@ -59,6 +60,10 @@ class ImageDataset {
   bool labelled() const { return !classes_.empty(); }
   // Images per class, in class order.
   std::vector<int64_t> class_counts() const;
+  // The same dataset without the samples whose file is in `paths` (absolute, lexically normal:
+  // as absolute_path() gives them); `removed` (optional) gets how many were left out.
+  ImageDataset without(const std::unordered_set<std::string>& paths,
+                       int64_t* removed = nullptr) const;
 
  private:
   std::vector<Sample> samples_;
@@ -68,6 +73,10 @@ class ImageDataset {
 
 // Throws engine::Error naming the classes that one side has and the other lacks.
 void check_same_classes(const ImageDataset& train, const ImageDataset& test);
+
+// path made absolute and lexically normal ("a/./b/../c.jpg" -> "/cwd/a/c.jpg"), the form in
+// which without() compares paths.
+std::string absolute_path(const std::string& path);
 
 // The Kaggle nesting rule on its own: root, or root/<basename(root)> when that is root's only
 // non-hidden entry and a folder.

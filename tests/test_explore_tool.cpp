@@ -220,22 +220,29 @@ TEST(Explore, FindsEveryPlantedCaseWithoutACheckpoint) {
   EXPECT_TRUE(slurp(d / "report/thumbs/sheet-0000.jpg") == sheet);
 }
 
-// A small set and a quarter-width checkpoint trained on it for a few epochs.
+// A small set, and a quarter-width checkpoint trained on it for a few epochs (on first use).
 struct SmallRun {
   std::string data, checkpoint;
 };
-const SmallRun& small_run() {
+const std::string& small_data() {
   static TempDir dir;
-  static SmallRun r = [] {
-    SmallRun r{dir.str() + "/data", dir.str() + "/run/best.safetensors"};
+  static const std::string root = [] {
     data::SyntheticOptions o;
-    o.out_dir = r.data;
+    o.out_dir = dir.str() + "/data";
     o.train_per_class = 12;
     o.test_per_class = 5;
     o.pred_count = 7;
     o.size = 64;
     o.seed = 11;
     data::make_synthetic_dataset(o);
+    return o.out_dir;
+  }();
+  return root;
+}
+const SmallRun& small_run() {
+  static TempDir dir;
+  static SmallRun r = [] {
+    SmallRun r{small_data(), dir.str() + "/run/best.safetensors"};
     ToolRun t = run(
         "train", {"--train-dir", r.data + "/seg_train", "--test-dir", r.data + "/seg_test", "--out",
                   dir.str() + "/run", "--epochs", "3", "--width", "0.25", "--image-size", "32",
@@ -336,6 +343,33 @@ TEST(Explore, BadInputIsOneClearLineAndLeavesNoHalfReport) {
   ASSERT_EQ(r["splits"].size(), 1u);
   EXPECT_EQ(r["splits"][0]["name"], "two");
   EXPECT_EQ(r["classes"], json({"cats", "dogs"}));
+}
+
+// The page's tags CSV (path,split,label,tag; quoted as the page quotes) drives train --exclude.
+TEST(Explore, TagsCsvDrivesTrainExclude) {
+  const SmallRun s{small_data(), ""};
+  TempDir d;
+  const std::string train = s.data + "/seg_train/seg_train", test = s.data + "/seg_test/seg_test";
+  engine::write_file_atomic(
+      d / "tags.csv", "path,split,label,tag\n" + train + "/forest/0000.jpg,train,forest,x\n\"" +
+                          train + "/sea/0001.jpg\",train,sea,x\n" + test +
+                          "/street/0002.jpg,test,street,x\n" + d / "elsewhere.jpg,train,sea,x\n");
+  ToolRun x =
+      run("train", {"--train-dir", s.data + "/seg_train", "--test-dir", s.data + "/seg_test",
+                    "--out", d / "run_x", "--epochs", "1", "--width", "0.25", "--image-size", "32",
+                    "--threads", "2", "--no-plot", "--exclude", d / "tags.csv"});
+  ASSERT_EQ(x.rc, 0) << x.err;
+  // 12 training and 5 test images per class, less the three listed that exist.
+  EXPECT_NE(x.out.find("seg_train: 70 images"), std::string::npos) << x.out;
+  EXPECT_NE(x.out.find("seg_test: 29 images"), std::string::npos) << x.out;
+  EXPECT_NE(x.out.find("excluded: 2 training and 1 test images of the 4 listed in"),
+            std::string::npos)
+      << x.out;
+  ToolRun bad =
+      run("train", {"--train-dir", s.data + "/seg_train", "--test-dir", s.data + "/seg_test",
+                    "--out", d / "run_b", "--epochs", "1", "--exclude", d / "missing.csv"});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("missing.csv"), std::string::npos) << bad.err;
 }
 
 }  // namespace

@@ -78,6 +78,10 @@ enum class OnResume { Keep, Change, CommandLine };
     CommandLine)                                                                                   \
   X(float, width, 1.f, "--width", "channel-width multiplier (small values for quick runs)", Keep)  \
   X(bool, strict, false, "--strict", "stop at the first bad image instead of skipping it", Change) \
+  X(std::string, exclude, "", "--exclude",                                                        \
+    "leave out the images listed in this file: the explorer's tags CSV (its path column) or one "  \
+    "path per line",                                                                               \
+    Keep)                                                                                          \
   X(int64_t, cache_mb, 2048, "--cache-mb", "memory for decoded images (0: no cache)", Change)      \
   X(bool, plot, true, "--no-plot", "do not draw the plots at the end", CommandLine)
 

@@ -25,6 +25,7 @@
 #include "tools/lib/evaluation.h"
 #include "tools/lib/feature_cache.h"
 #include "tools/lib/model_io.h"
+#include "tools/lib/path_list.h"
 #include "tools/lib/progress.h"
 #include "tools/lib/train_state.h"
 #include "tools/lib/transfer.h"
@@ -84,11 +85,20 @@ std::unique_ptr<engine::LRScheduler> make_scheduler(const TrainConfig& c, engine
   return nullptr;
 }
 
-data::ImageDataset scan_folder(const TrainConfig& c, const std::string& dir) {
+// The folder's images less those --exclude lists (counted in `excluded`).
+data::ImageDataset scan_folder(const TrainConfig& c, const std::string& dir,
+                               const std::unordered_set<std::string>& exclude, int64_t& excluded) {
   data::ScanOptions scan;
   scan.strict = c.strict;
   scan.threads = int(std::max<int64_t>(1, c.workers));
-  return data::ImageDataset::folder(dir, scan);
+  data::ImageDataset ds = data::ImageDataset::folder(dir, scan);
+  if (exclude.empty()) return ds;
+  ds = ds.without(exclude, &excluded);
+  if (ds.size() == 0) {
+    throw engine::Error("--exclude '" + c.exclude + "' leaves no image in '" + ds.report().root +
+                        "'");
+  }
+  return ds;
 }
 
 std::string fmt(const char* f, double v) {
@@ -119,6 +129,8 @@ double seconds_since(Clock::time_point t) {
 // What a run's settings build. Built in place (the loaders keep references to the datasets).
 struct Run {
   TrainConfig cfg;
+  std::unordered_set<std::string> exclude;  // --exclude's paths
+  int64_t excluded_train = 0, excluded_test = 0;
   data::ImageDataset train_ds, test_ds;
   int num_classes;
   ModelInfo info;
@@ -136,8 +148,9 @@ struct Run {
 
   explicit Run(const TrainConfig& c)
       : cfg(c),
-        train_ds(scan_folder(c, c.train_dir)),
-        test_ds(scan_folder(c, c.test_dir)),
+        exclude(c.exclude.empty() ? std::unordered_set<std::string>() : read_path_list(c.exclude)),
+        train_ds(scan_folder(c, c.train_dir, exclude, excluded_train)),
+        test_ds(scan_folder(c, c.test_dir, exclude, excluded_test)),
         num_classes(int(train_ds.classes().size())),
         dropout_gen(data::mix_seed(c.seed, 0, kDropoutStream)),
         state_file(state_path(c.out)),
@@ -149,6 +162,11 @@ struct Run {
                 train_ds.report().summary().c_str());
     std::printf("test:  %s: %s\n", test_ds.report().root.c_str(),
                 test_ds.report().summary().c_str());
+    if (!cfg.exclude.empty()) {
+      std::printf("excluded: %lld training and %lld test images of the %zu listed in %s\n",
+                  static_cast<long long>(excluded_train), static_cast<long long>(excluded_test),
+                  exclude.size(), cfg.exclude.c_str());
+    }
     make_model();
     make_loaders();
   }
@@ -216,13 +234,14 @@ struct Run {
     }
     tnet = dynamic_cast<engine::TransferModel*>(net.get());
     ENGINE_CHECK(tnet, "feature cache: model '", cfg.model, "' has no backbone");
-    data::LoaderOptions lo = inference_loader_options(info, int(cfg.batch_size), int(cfg.workers),
-                                                      cfg.strict, dev);
+    data::LoaderOptions lo =
+        inference_loader_options(info, int(cfg.batch_size), int(cfg.workers), cfg.strict, dev);
     const std::string key = feature_cache_key(*net, tnet->head_name(), cfg.model, lo.transform);
     const int64_t cap = cfg.feature_cache_mb << 20;
-    std::printf("feature cache: the backbone is frozen and sees the same pixels every epoch, so "
-                "its %lld features per image are computed once (key %s)\n",
-                static_cast<long long>(tnet->feature_dim()), key.c_str());
+    std::printf(
+        "feature cache: the backbone is frozen and sees the same pixels every epoch, so "
+        "its %lld features per image are computed once (key %s)\n",
+        static_cast<long long>(tnet->feature_dim()), key.c_str());
     auto backbone = [this](const engine::Tensor& x) { return tnet->features(x); };
     net->eval();
     auto make = [&](const char* split, const data::ImageDataset& ds) {
@@ -372,13 +391,12 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
 // and the state (positioned at the next epoch), and the epoch's line. Returns the test accuracy.
 double finish_epoch(Run& r, TrainState& st, Clock::time_point t_epoch) {
   const double train_dt = seconds_since(t_epoch);
-  EvalResult te =
-      r.test_features
-          ? evaluate_batches(*r.net, *r.test_loader, r.num_classes,
-                             [&](const data::Batch& b, engine::Tensor& y) {
-                               return batch_logits(r, r.test_features.get(), b, y);
-                             })
-          : evaluate(*r.net, *r.test_loader, r.num_classes, r.dev);
+  EvalResult te = r.test_features
+                      ? evaluate_batches(*r.net, *r.test_loader, r.num_classes,
+                                         [&](const data::Batch& b, engine::Tensor& y) {
+                                           return batch_logits(r, r.test_features.get(), b, y);
+                                         })
+                      : evaluate(*r.net, *r.test_loader, r.num_classes, r.dev);
   const double epoch_dt = seconds_since(t_epoch);
   const EpochSums& s = st.partial;
   const double seen = double(std::max<int64_t>(1, s.seen));
@@ -490,13 +508,12 @@ TrainOutcome train(TrainConfig cfg) {
       static_cast<long long>(st.best_epoch), r.last_file.c_str(), r.best_file.c_str(),
       r.csv_file.c_str());
   if (r.train_features) {
-    std::printf("feature cache: %lld rows computed, %lld read from disk, %lld served to the head\n",
-                static_cast<long long>(r.train_features->stats().computed +
-                                       r.test_features->stats().computed),
-                static_cast<long long>(r.train_features->stats().loaded +
-                                       r.test_features->stats().loaded),
-                static_cast<long long>(r.train_features->stats().served +
-                                       r.test_features->stats().served));
+    std::printf(
+        "feature cache: %lld rows computed, %lld read from disk, %lld served to the head\n",
+        static_cast<long long>(r.train_features->stats().computed +
+                               r.test_features->stats().computed),
+        static_cast<long long>(r.train_features->stats().loaded + r.test_features->stats().loaded),
+        static_cast<long long>(r.train_features->stats().served + r.test_features->stats().served));
   }
   return outcome;
 }
