@@ -943,8 +943,10 @@
     }
     panel.append(h('h3', { text: 'Flags' }), fl.childNodes.length ? fl : h('p', { class: 'muted', text: 'No flag.' }));
     const group = (title, g) => {
-      const members = g.filter((j) => j !== i);
-      return h('div', { class: 'group' }, h('h3', { text: title + ' (' + g.length + ' images)' }),
+      // A large group (a chain of similar scenes) shows its first members only: the panel stays light.
+      const others = g.filter((j) => j !== i), members = others.slice(0, 48);
+      const more = others.length - members.length;
+      return h('div', { class: 'group' }, h('h3', { text: title + ' (' + g.length + ' images' + (more ? ', the first 48 others shown' : '') + ')' }),
         h('div', { class: 'strip' }, members.map((j) => h('div', { class: 'strip-item', 'data-i': j, onclick: () => go({ img: j }) }, thumb(j, 72),
           h('div', { class: 'small ellipsis', text: SPLITS[D.split[j]].name + ' · ' + className(D.label[j]) }),
           h('div', { class: 'small muted ellipsis', text: IM.path[j], title: absPath(j) })))));
