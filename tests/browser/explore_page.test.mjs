@@ -142,6 +142,18 @@ await step('confusion matrix', async () => {
       if (JSON.stringify(m) !== JSON.stringify(ev.confusion_matrix)) out.push(name);
       const acc = document.getElementById('acc-' + name);
       if (!acc || Number(acc.dataset.value) !== ev.accuracy) out.push(name + ' accuracy');
+      // every number of the page's per-class table and matrix, against evaluate's JSON fields
+      const metrics = document.querySelectorAll(`td[data-metric][data-split="${name}"]`);
+      if (metrics.length !== 4 * C) out.push(`${name}: ${metrics.length} per-class cells, not ${4 * C}`);
+      for (const td of metrics) {
+        const want = ((ev.per_class || {})[td.dataset.class] || {})[td.dataset.metric];
+        if (Number(td.dataset.value) !== want) out.push(`${name} ${td.dataset.class} ${td.dataset.metric}`);
+      }
+      const shown = document.querySelectorAll(`.cm-cell[data-split="${name}"]`);
+      if (shown.length !== C * C) out.push(`${name}: ${shown.length} matrix cells, not ${C * C}`);
+      for (const td of shown) {
+        if (Number(td.dataset.count) !== ev.confusion_matrix[+td.dataset.true][+td.dataset.pred]) out.push(`${name} cell ${td.dataset.true},${td.dataset.pred}`);
+      }
     }
     return out;
   });
