@@ -17,13 +17,35 @@ float Philox::uniform(uint64_t seed, uint64_t offset, uint64_t i) {
   return philox::uniform(seed, offset, i);
 }
 
+namespace {
+
+// The normal drawn from counters `offset` and `offset + 1` of stream `seed`.
+float normal_at(uint64_t seed, uint64_t offset) {
+  const float u1 = philox::uniform(seed, offset, 0), u2 = philox::uniform(seed, offset + 1, 0);
+  // Shift u1 into (0, 1] so the log is finite.
+  const float r = std::sqrt(-2.0f * std::log(1.0f - u1));
+  return r * std::cos(6.28318530717958647692f * u2);
+}
+
+// Below this many draws a parallel region costs more than it saves.
+constexpr int64_t kParallelDraws = int64_t(1) << 15;
+
+}  // namespace
+
 float Generator::uniform() { return Philox::uniform(seed_, reserve(1), 0); }
 
-float Generator::normal() {
-  float u1 = uniform(), u2 = uniform();
-  // Shift u1 into (0, 1] so the log is finite.
-  float r = std::sqrt(-2.0f * std::log(1.0f - u1));
-  return r * std::cos(6.28318530717958647692f * u2);
+float Generator::normal() { return normal_at(seed_, reserve(2)); }
+
+void Generator::fill_uniform(float* out, int64_t n) {
+  const uint64_t base = reserve(uint64_t(n)), seed = seed_;
+#pragma omp parallel for schedule(static) if (n >= kParallelDraws)
+  for (int64_t i = 0; i < n; ++i) out[i] = philox::uniform(seed, base + uint64_t(i), 0);
+}
+
+void Generator::fill_normal(float* out, int64_t n) {
+  const uint64_t base = reserve(2 * uint64_t(n)), seed = seed_;
+#pragma omp parallel for schedule(static) if (n >= kParallelDraws)
+  for (int64_t i = 0; i < n; ++i) out[i] = normal_at(seed, base + 2 * uint64_t(i));
 }
 
 uint64_t Generator::next_u64() {

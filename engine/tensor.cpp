@@ -17,12 +17,18 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "f32";
-    case DType::F16: return "f16";
-    case DType::BF16: return "bf16";
-    case DType::F64: return "f64";
-    case DType::I64: return "i64";
-    case DType::U8: return "u8";
+    case DType::F32:
+      return "f32";
+    case DType::F16:
+      return "f16";
+    case DType::BF16:
+      return "bf16";
+    case DType::F64:
+      return "f64";
+    case DType::I64:
+      return "i64";
+    case DType::U8:
+      return "u8";
   }
   return "?";
 }
@@ -69,8 +75,8 @@ Tensor Tensor::full(const Shape& shape, float value, Device device) {
 }
 
 Tensor Tensor::from_vector(const Shape& shape, const std::vector<float>& values, Device device) {
-  ENGINE_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "Tensor::from_vector: ",
-               values.size(), " values for shape ", shape_str(shape));
+  ENGINE_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
+               "Tensor::from_vector: ", values.size(), " values for shape ", shape_str(shape));
   Tensor t = empty(shape, DType::F32, device);
   copy_bytes(t.raw_data(), device, values.data(), Device::cpu(), t.nbytes());
   return t;
@@ -88,21 +94,25 @@ Tensor Tensor::from_vector_i64(const Shape& shape, const std::vector<int64_t>& v
 Tensor Tensor::randn(const Shape& shape, Generator& gen, float mean, float stddev) {
   Tensor t = empty(shape);
   float* p = t.data<float>();
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = mean + stddev * gen.normal();
+  const int64_t n = t.numel();
+  gen.fill_normal(p, n);
+  for (int64_t i = 0; i < n; ++i) p[i] = mean + stddev * p[i];
   return t;
 }
 
 Tensor Tensor::rand(const Shape& shape, Generator& gen, float lo, float hi) {
   Tensor t = empty(shape);
   float* p = t.data<float>();
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = lo + (hi - lo) * gen.uniform();
+  const int64_t n = t.numel();
+  gen.fill_uniform(p, n);
+  for (int64_t i = 0; i < n; ++i) p[i] = lo + (hi - lo) * p[i];
   return t;
 }
 
 int64_t Tensor::size(int64_t d) const {
   int64_t r = dim();
-  ENGINE_CHECK(d >= -r && d < r, "size(", d, "): tensor of shape ", shape_str(shape()),
-               " has ", r, " dimensions");
+  ENGINE_CHECK(d >= -r && d < r, "size(", d, "): tensor of shape ", shape_str(shape()), " has ", r,
+               " dimensions");
   return shape()[d < 0 ? d + r : d];
 }
 
@@ -113,8 +123,8 @@ void* Tensor::raw_data() const {
 }
 
 float Tensor::item() const {
-  ENGINE_CHECK(numel() == 1, "item(): tensor of shape ", shape_str(shape()),
-               " has ", numel(), " elements, not 1");
+  ENGINE_CHECK(numel() == 1, "item(): tensor of shape ", shape_str(shape()), " has ", numel(),
+               " elements, not 1");
   return to_vector()[0];
 }
 
@@ -150,8 +160,8 @@ Tensor Tensor::detach() const {
 }
 
 void Tensor::copy_(const Tensor& src) {
-  ENGINE_CHECK(src.shape() == shape() && src.dtype() == dtype(), "copy_: source ",
-               src.str(), " does not match destination ", str());
+  ENGINE_CHECK(src.shape() == shape() && src.dtype() == dtype(), "copy_: source ", src.str(),
+               " does not match destination ", str());
   copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes());
 }
 
@@ -175,8 +185,8 @@ Tensor Tensor::reshape(const Shape& new_shape) const {
     }
   }
   if (infer >= 0) {
-    ENGINE_CHECK(known > 0 && numel() % known == 0, "reshape: cannot reshape ",
-                 shape_str(shape()), " into ", shape_str(new_shape));
+    ENGINE_CHECK(known > 0 && numel() % known == 0, "reshape: cannot reshape ", shape_str(shape()),
+                 " into ", shape_str(new_shape));
     s[infer] = numel() / known;
   }
   ENGINE_CHECK(shape_numel(s) == numel(), "reshape: cannot reshape ", shape_str(shape()), " (",
@@ -185,10 +195,9 @@ Tensor Tensor::reshape(const Shape& new_shape) const {
   out.impl().shape = s;
   if (autograd::needs_record({this})) {
     Shape in_shape = shape();
-    autograd::record("reshape", out, {this},
-                     [in_shape](const Tensor& g, const std::vector<bool>&) {
-                       return std::vector<Tensor>{g.reshape(in_shape)};
-                     });
+    autograd::record("reshape", out, {this}, [in_shape](const Tensor& g, const std::vector<bool>&) {
+      return std::vector<Tensor>{g.reshape(in_shape)};
+    });
   }
   return out;
 }
@@ -227,7 +236,9 @@ void Tensor::set_grad(const Tensor& g) {
 
 void Tensor::zero_grad() { impl().grad.reset(); }
 
-void Tensor::backward(const Tensor& grad_output) const { autograd::run_backward(*this, grad_output); }
+void Tensor::backward(const Tensor& grad_output) const {
+  autograd::run_backward(*this, grad_output);
+}
 
 std::string Tensor::str() const {
   if (!defined()) return "Tensor(undefined)";

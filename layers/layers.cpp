@@ -9,7 +9,8 @@ namespace engine {
 
 namespace init {
 int64_t fan_in(const Tensor& w) {
-  ENGINE_CHECK(w.dim() >= 2, "init: fan_in needs a weight of rank >= 2, got ", shape_str(w.shape()));
+  ENGINE_CHECK(w.dim() >= 2, "init: fan_in needs a weight of rank >= 2, got ",
+               shape_str(w.shape()));
   return w.numel() / w.size(0);
 }
 
@@ -21,19 +22,24 @@ void kaiming_normal_(Tensor& w, Generator& gen, bool fan_out) {
 
 void normal_(Tensor& t, float stddev, Generator& gen) {
   float* p = t.data<float>();
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = stddev * gen.normal();
+  const int64_t n = t.numel();
+  gen.fill_normal(p, n);
+  for (int64_t i = 0; i < n; ++i) p[i] = stddev * p[i];
 }
 
 void default_uniform_(Tensor& t, int64_t fan_in, Generator& gen) {
   const float bound = fan_in > 0 ? 1.0f / std::sqrt(static_cast<float>(fan_in)) : 0.f;
   float* p = t.data<float>();
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = (2.f * gen.uniform() - 1.f) * bound;
+  const int64_t n = t.numel();
+  gen.fill_uniform(p, n);
+  for (int64_t i = 0; i < n; ++i) p[i] = (2.f * p[i] - 1.f) * bound;
 }
 }  // namespace init
 
 Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, Conv2dOptions o, Generator& gen) {
-  ENGINE_CHECK(in > 0 && out > 0 && kernel > 0, "Conv2d: channels and kernel must be positive, got ",
-               "in=", in, " out=", out, " kernel=", kernel);
+  ENGINE_CHECK(in > 0 && out > 0 && kernel > 0,
+               "Conv2d: channels and kernel must be positive, got ", "in=", in, " out=", out,
+               " kernel=", kernel);
   ENGINE_CHECK(o.groups > 0 && in % o.groups == 0 && out % o.groups == 0, "Conv2d: groups ",
                o.groups, " must divide in=", in, " and out=", out);
   ENGINE_CHECK(o.stride > 0 && o.padding >= 0, "Conv2d: stride must be positive and padding ",
@@ -104,10 +110,14 @@ AvgPool2d::AvgPool2d(int64_t kernel, int64_t stride, int64_t padding) {
 
 std::string ActivationLayer::type_name() const {
   switch (kind) {
-    case Activation::ReLU: return "ReLU";
-    case Activation::ReLU6: return "ReLU6";
-    case Activation::Sigmoid: return "Sigmoid";
-    case Activation::Tanh: return "Tanh";
+    case Activation::ReLU:
+      return "ReLU";
+    case Activation::ReLU6:
+      return "ReLU6";
+    case Activation::Sigmoid:
+      return "Sigmoid";
+    case Activation::Tanh:
+      return "Tanh";
   }
   return "Activation";
 }

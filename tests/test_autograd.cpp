@@ -1,4 +1,6 @@
 // Autograd core: accumulation, shared subexpressions, no-grad scopes, frozen parameters, views.
+#include <cstring>
+
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "tests/testing.h"
@@ -122,6 +124,25 @@ TEST(Random, PhiloxIsAFunctionOfSeedAndCounter) {
   EXPECT_EQ(blk[1], 0xe169c58du);
   EXPECT_EQ(blk[2], 0xbc57ac4cu);
   EXPECT_EQ(blk[3], 0x9b00dbd8u);
+}
+
+// The bulk draws (parallel above 32,768 elements) give exactly the numbers of one call at a time,
+// and leave the generator where those calls would: initial weights do not depend on threads.
+TEST(Random, BulkDrawsEqualOneAtATime) {
+  for (int64_t n : {int64_t(1), int64_t(1000), int64_t(100003)}) {
+    Generator bulk(11), one(11);
+    (void)bulk.uniform(), (void)one.uniform();  // an odd start offset
+    std::vector<float> z(static_cast<size_t>(n)), u(static_cast<size_t>(n));
+    bulk.fill_normal(z.data(), n);
+    bulk.fill_uniform(u.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = one.normal();
+      ASSERT_EQ(std::memcmp(&z[size_t(i)], &want, sizeof want), 0) << "normal " << i << " of " << n;
+    }
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(u[size_t(i)], one.uniform()) << "uniform " << i;
+    EXPECT_EQ(bulk.offset(), one.offset());
+    EXPECT_EQ(bulk.normal(), one.normal());
+  }
 }
 
 }  // namespace
