@@ -28,7 +28,7 @@ float normal_at(uint64_t seed, uint64_t offset) {
 }
 
 // Below this many draws a parallel region costs more than it saves.
-constexpr int64_t kParallelDraws = int64_t(1) << 15;
+[[maybe_unused]] constexpr int64_t kParallelDraws = int64_t(1) << 15;  // unused without OpenMP
 
 }  // namespace
 
