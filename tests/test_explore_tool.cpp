@@ -224,25 +224,10 @@ TEST(Explore, FindsEveryPlantedCaseWithoutACheckpoint) {
 struct SmallRun {
   std::string data, checkpoint;
 };
-const std::string& small_data() {
-  static TempDir dir;
-  static const std::string root = [] {
-    data::SyntheticOptions o;
-    o.out_dir = dir.str() + "/data";
-    o.train_per_class = 12;
-    o.test_per_class = 5;
-    o.pred_count = 7;
-    o.size = 64;
-    o.seed = 11;
-    data::make_synthetic_dataset(o);
-    return o.out_dir;
-  }();
-  return root;
-}
 const SmallRun& small_run() {
   static TempDir dir;
   static SmallRun r = [] {
-    SmallRun r{small_data(), dir.str() + "/run/best.safetensors"};
+    SmallRun r{small_dataset(), dir.str() + "/run/best.safetensors"};
     ToolRun t = run(
         "train", {"--train-dir", r.data + "/seg_train", "--test-dir", r.data + "/seg_test", "--out",
                   dir.str() + "/run", "--epochs", "3", "--width", "0.25", "--image-size", "32",
@@ -347,7 +332,7 @@ TEST(Explore, BadInputIsOneClearLineAndLeavesNoHalfReport) {
 
 // The page's tags CSV (path,split,label,tag; quoted as the page quotes) drives train --exclude.
 TEST(Explore, TagsCsvDrivesTrainExclude) {
-  const SmallRun s{small_data(), ""};
+  const SmallRun s{small_dataset(), ""};
   TempDir d;
   const std::string train = s.data + "/seg_train/seg_train", test = s.data + "/seg_test/seg_test";
   engine::write_file_atomic(

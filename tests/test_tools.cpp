@@ -19,8 +19,8 @@
 #include "data/synthetic.h"
 #include "engine/safetensors.h"
 #include "testing.h"
-#include "tools/lib/model_io.h"
 #include "tool_testing.h"
+#include "tools/lib/model_io.h"
 
 namespace {
 
@@ -28,31 +28,28 @@ namespace fs = std::filesystem;
 using namespace tool_testing;
 
 // One small synthetic dataset for the whole file: 6 classes, 64x64 JPEGs.
-const std::string& dataset() {
-  static TempDir dir;
-  static const std::string root = dir.str();
-  static bool made = [] {
-    data::SyntheticOptions o;
-    o.out_dir = root;
-    o.train_per_class = 12;
-    o.test_per_class = 5;
-    o.pred_count = 7;
-    o.size = 64;
-    o.seed = 11;
-    data::make_synthetic_dataset(o);
-    return true;
-  }();
-  (void)made;
-  return root;
-}
+const std::string& dataset() { return small_dataset(); }
 
 // Quick settings: a quarter-width model on 32x32 inputs, 2 compute threads.
 std::vector<std::string> train_args(const std::string& out, int epochs,
                                     std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"--train-dir", dataset() + "/seg_train", "--test-dir",
-                                dataset() + "/seg_test", "--out", out, "--epochs",
-                                std::to_string(epochs), "--width", "0.25", "--image-size", "32",
-                                "--threads", "2", "--no-plot", "--seed", "5"};
+  std::vector<std::string> a = {"--train-dir",
+                                dataset() + "/seg_train",
+                                "--test-dir",
+                                dataset() + "/seg_test",
+                                "--out",
+                                out,
+                                "--epochs",
+                                std::to_string(epochs),
+                                "--width",
+                                "0.25",
+                                "--image-size",
+                                "32",
+                                "--threads",
+                                "2",
+                                "--no-plot",
+                                "--seed",
+                                "5"};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -102,7 +99,7 @@ TEST(Tools, TrainPredictEvaluateRoundTrip) {
   for (auto& [k, v] : w) EXPECT_EQ(k.rfind("seq", 0) == 0 || k.rfind("fc", 0) == 0, true) << k;
 
   ToolRun e = run("evaluate", {"--checkpoint", d / "run/best.safetensors", "--data",
-                           dataset() + "/seg_test", "--json", d / "eval.json"});
+                               dataset() + "/seg_test", "--json", d / "eval.json"});
   ASSERT_EQ(e.rc, 0) << e.err;
   nlohmann::json ev = nlohmann::json::parse(slurp(d / "eval.json"));
   for (const char* k : {"accuracy", "per_class", "confusion_matrix", "classes"}) {
@@ -112,7 +109,8 @@ TEST(Tools, TrainPredictEvaluateRoundTrip) {
   // here: 1.0 from epoch 5).
   EXPECT_GE(ev["accuracy"].get<double>(), 0.8) << e.out;
   int64_t total = 0;
-  for (auto& row : ev["confusion_matrix"]) for (auto& v : row) total += v.get<int64_t>();
+  for (auto& row : ev["confusion_matrix"])
+    for (auto& v : row) total += v.get<int64_t>();
   EXPECT_EQ(total, 30);
   EXPECT_EQ(ev["per_class"]["forest"]["support"], 5);
   // evaluate's accuracy of best.safetensors is the best test accuracy train recorded.
@@ -129,7 +127,7 @@ TEST(Tools, TrainPredictEvaluateRoundTrip) {
   EXPECT_NEAR(ev["accuracy"].get<double>(), best, 1e-6);
 
   ToolRun p = run("predict", {"--checkpoint", d / "run/best.safetensors", "--images",
-                          dataset() + "/seg_pred", "--output", d / "pred.csv"});
+                              dataset() + "/seg_pred", "--output", d / "pred.csv"});
   ASSERT_EQ(p.rc, 0) << p.err;
   std::istringstream pred(slurp(d / "pred.csv"));
   std::getline(pred, line);
@@ -157,11 +155,13 @@ TEST(Tools, ResumeAfterInterruptionIsBitIdentical) {
   ToolRun full = run("train", train_args(d / "full", 3, extra));
   ASSERT_EQ(full.rc, 0) << full.err;
   // Interrupted in the middle of epoch 2 (9 batches per epoch), then resumed.
-  ToolRun part = run("train", train_args(d / "part", 3, {extra[0], extra[1], extra[2], extra[3],
-                                                     extra[4], "--stop-after-steps", "13"}));
+  ToolRun part = run("train", train_args(d / "part", 3,
+                                         {extra[0], extra[1], extra[2], extra[3], extra[4],
+                                          "--stop-after-steps", "13"}));
   EXPECT_EQ(part.rc, 130);
   EXPECT_NE(part.out.find("resume with: train --out " + (d / "part") + " --resume"),
-            std::string::npos) << part.out;
+            std::string::npos)
+      << part.out;
   ToolRun resumed = run("train", {"--out", d / "part", "--resume", "--no-plot"});
   ASSERT_EQ(resumed.rc, 0) << resumed.err;
   EXPECT_NE(resumed.out.find("resuming"), std::string::npos);
@@ -328,12 +328,13 @@ TEST(Tools, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   ASSERT_EQ(first.rc, 0) << first.err;
   const std::string weights = slurp(d / "run/last.safetensors");
   // Global step 12 is batch 4 of epoch 2 (9 batches per epoch).
-  ToolRun nan = run("train", {"--out", d / "run", "--resume", "--epochs", "3", "--nan-at-step", "12",
-                          "--no-plot"});
+  ToolRun nan = run("train", {"--out", d / "run", "--resume", "--epochs", "3", "--nan-at-step",
+                              "12", "--no-plot"});
   EXPECT_EQ(nan.rc, 3);
   EXPECT_NE(nan.err.find("the loss is nan at epoch 2, step 4 of 9"), std::string::npos) << nan.err;
   EXPECT_NE(nan.err.find("last good checkpoint is " + (d / "run/last.safetensors") + " (epoch 1)"),
-            std::string::npos) << nan.err;
+            std::string::npos)
+      << nan.err;
   EXPECT_TRUE(slurp(d / "run/last.safetensors") == weights);
   const std::string csv = slurp(d / "run/metrics.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 2) << csv;
@@ -348,7 +349,8 @@ TEST(Tools, PredictMatchesPyTorchOnItsCheckpoint) {
   auto files = nlohmann::json::parse(meta.at("files"));
   auto probs = engine::testing::get(ref, "probs").to_vector();
   const std::string dir = engine::testing::fixture_path("predict");
-  ToolRun p = run("predict", {"--checkpoint", dir + "/model.safetensors", "--images", dir + "/images"});
+  ToolRun p =
+      run("predict", {"--checkpoint", dir + "/model.safetensors", "--images", dir + "/images"});
   ASSERT_EQ(p.rc, 0) << p.err;
   std::istringstream in(p.out);
   std::string line;
@@ -401,7 +403,8 @@ TEST(Tools, BadFlagsAndInputsGiveOneClearLine) {
       {"train", {"--train-dir", tr, "--test-dir", te, "--epochs", "0"}, "--epochs 0"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--epochs", "two"}, "--epochs"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--image-size", "60"}, "multiple of 8"},
-      {"train", {"--train-dir", tr, "--test-dir", te, "--image-size", "1024", "--width", "4"},
+      {"train",
+       {"--train-dir", tr, "--test-dir", te, "--image-size", "1024", "--width", "4"},
        "quarter of this machine's"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--lr", "-1"}, "--lr -1"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--device", "tpu"}, "--device tpu"},
@@ -414,15 +417,20 @@ TEST(Tools, BadFlagsAndInputsGiveOneClearLine) {
       {"predict", {"--images", dataset() + "/seg_pred"}, "--checkpoint is required"},
       {"predict", {"--checkpoint", d / "missing.safetensors", "--images", te}, "does not exist"},
       {"predict", {"--checkpoint", d / "text.safetensors", "--images", te}, "text.safetensors"},
-      {"predict", {"--checkpoint", d / "done/last.safetensors", "--images", d / "nope"},
+      {"predict",
+       {"--checkpoint", d / "done/last.safetensors", "--images", d / "nope"},
        "nope' does not exist"},
-      {"predict", {"--checkpoint", d / "done/last.state.safetensors", "--images", te},
+      {"predict",
+       {"--checkpoint", d / "done/last.state.safetensors", "--images", te},
        "no 'model'"},
-      {"predict", {"--checkpoint", d / "done/last.safetensors", "--images", te, "--batch-size", "0"},
+      {"predict",
+       {"--checkpoint", d / "done/last.safetensors", "--images", te, "--batch-size", "0"},
        "--batch-size 0"},
-      {"evaluate", {"--checkpoint", d / "done/last.safetensors", "--data", d / "other"},
+      {"evaluate",
+       {"--checkpoint", d / "done/last.safetensors", "--data", d / "other"},
        "differ from the checkpoint's"},
-      {"evaluate", {"--checkpoint", d / "done/last.safetensors", "--data", te, "--backend", "x"},
+      {"evaluate",
+       {"--checkpoint", d / "done/last.safetensors", "--data", te, "--backend", "x"},
        "--backend x"},
   };
   for (const Case& c : cases) {
@@ -449,16 +457,17 @@ TEST(Tools, StrictStopsAtABadImageOtherwiseItIsSkipped) {
   TempDir d;
   fs::copy(dataset() + "/seg_train/seg_train", d / "train", fs::copy_options::recursive);
   std::ofstream(d / "train/forest/broken.jpg") << "not a jpeg";
-  ToolRun skipped = run("train", {"--train-dir", d / "train", "--test-dir", dataset() + "/seg_test",
-                              "--out", d / "a", "--epochs", "1", "--width", "0.25",
-                              "--image-size", "32", "--no-plot"});
+  ToolRun skipped = run(
+      "train", {"--train-dir", d / "train", "--test-dir", dataset() + "/seg_test", "--out", d / "a",
+                "--epochs", "1", "--width", "0.25", "--image-size", "32", "--no-plot"});
   EXPECT_EQ(skipped.rc, 0) << skipped.err;
-  EXPECT_NE(skipped.err.find("warning: skipping " + (d / "train/forest/broken.jpg") +
-                             ": not an image"),
-            std::string::npos) << skipped.err;
+  EXPECT_NE(
+      skipped.err.find("warning: skipping " + (d / "train/forest/broken.jpg") + ": not an image"),
+      std::string::npos)
+      << skipped.err;
   EXPECT_NE(skipped.out.find("72 images; skipped 1 bad file"), std::string::npos) << skipped.out;
   ToolRun strict = run("train", {"--train-dir", d / "train", "--test-dir", dataset() + "/seg_test",
-                             "--out", d / "b", "--epochs", "1", "--strict", "--no-plot"});
+                                 "--out", d / "b", "--epochs", "1", "--strict", "--no-plot"});
   EXPECT_EQ(strict.rc, 1);
   EXPECT_NE(strict.err.find("broken.jpg: not an image"), std::string::npos) << strict.err;
   EXPECT_NE(strict.err.find("strict"), std::string::npos) << strict.err;

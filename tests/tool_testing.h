@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "data/synthetic.h"
+
 namespace tool_testing {
 
 namespace fs = std::filesystem;
@@ -37,6 +39,24 @@ class TempDir {
   static inline int counter_ = 0;
 };
 
+// The small synthetic set the tool tests share (made once per process): 6 classes, 12 training
+// and 5 test images per class, 7 unlabelled, 64x64 JPEGs.
+inline const std::string& small_dataset() {
+  static TempDir dir;
+  static const std::string root = [] {
+    data::SyntheticOptions o;
+    o.out_dir = dir.str();
+    o.train_per_class = 12;
+    o.test_per_class = 5;
+    o.pred_count = 7;
+    o.size = 64;
+    o.seed = 11;
+    data::make_synthetic_dataset(o);
+    return o.out_dir;
+  }();
+  return root;
+}
+
 inline std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;
@@ -52,8 +72,8 @@ struct ToolRun {
 };
 
 // Starts tools/<tool> with args; stdout/stderr go to files under dir. Returns the pid.
-inline pid_t spawn(const std::string& tool, const std::vector<std::string>& args, const std::string& log,
-            const std::map<std::string, std::string>& env = {}) {
+inline pid_t spawn(const std::string& tool, const std::vector<std::string>& args,
+                   const std::string& log, const std::map<std::string, std::string>& env = {}) {
   std::vector<std::string> argv_s = {std::string(ENGINE_TOOL_DIR) + "/" + tool};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   pid_t pid = fork();
@@ -105,10 +125,10 @@ inline bool wait_for_text(const std::string& log, const std::string& text, int l
 }
 
 inline ToolRun run(const std::string& tool, const std::vector<std::string>& args,
-        const std::map<std::string, std::string>& env = {}) {
+                   const std::map<std::string, std::string>& env = {}) {
   static int n = 0;
-  std::string log = (fs::temp_directory_path() / ("engine_tools_log_" + std::to_string(getpid()) +
-                                                  "_" + std::to_string(n++)))
+  std::string log = (fs::temp_directory_path() /
+                     ("engine_tools_log_" + std::to_string(getpid()) + "_" + std::to_string(n++)))
                         .string();
   ToolRun r = wait_for(spawn(tool, args, log, env), log);
   std::remove((log + ".out").c_str());
