@@ -1,10 +1,14 @@
 // Native CUDA activations (relu, relu6, sigmoid, tanh) and their derivatives, all computed from the
-// saved output y as on the CPU, so backward needs no copy of the input. One grid-stride pass each;
-// the operation is a template parameter so each kernel is one fused loop with no switch inside.
-// sigmoid and tanh use CUDA's expf/tanhf (max 2 ulp; no --use_fast_math) where the CPU uses Cephes
-// polynomials: they agree to a few 1e-7 relative. For a [32, 64, 112, 112] activation (25.7M
-// floats) forward moves 205 MB, backward 308 MB, at most ~4 FLOPs per element: a 43 / 64 us
-// ceiling at the H200's 4.8 TB/s. Fraction of the ceiling reached: not yet measured on a GPU.
+// saved output y as on the CPU, so backward needs no copy of the input. Each is a Map op run by
+// map_kernel (cuda_util.h: grid sized from the occupancy API, four independent float4 loads per
+// input per thread per pass when the pointers are 16-byte aligned, a scalar tail, a scalar path
+// when not); the activation is a template parameter, so each kernel is one fused loop with no
+// switch inside. sigmoid and tanh use CUDA's expf/tanhf (max 2 ulp; no --use_fast_math) where the
+// CPU uses Cephes polynomials: they agree to a few 1e-7 relative.
+// Bytes moved per element, as bench_cuda_ops counts them: forward 8 (read x, write y), backward
+// 12 (read y, gy, write gx), at most ~4 FLOPs per element. For a [64, 64, 112, 112] activation
+// (51.4M floats) forward moves 411 MB, backward 617 MB: an 86 / 128 us ceiling at the H200's
+// 4.8 TB/s. Fraction of the copy bandwidth reached: not yet measured on a GPU.
 // act_forward / act_backward are in cuda_util.h, shared with conv2d's epilogue.
 #include "kernels/cuda/cuda_util.h"
 
@@ -12,29 +16,30 @@ namespace engine::cuda {
 namespace {
 
 template <Activation A>
-__global__ void forward_kernel(const float* x, float* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x)
-    y[i] = act_forward<A>(x[i]);
-}
+struct Forward {
+  __device__ float operator()(float x) const { return act_forward<A>(x); }
+};
 
 template <Activation A>
-__global__ void backward_kernel(const float* y, const float* gy, float* gx, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x)
-    gx[i] = act_backward<A>(y[i], gy[i]);
+struct Backward {
+  __device__ float operator()(float y, float gy) const { return act_backward<A>(y, gy); }
+};
+
+template <class Op>
+void launch(const Op& op, int64_t n) {
+  const bool vector = op.aligned();
+  map_kernel<Op><<<map_grid<Op>(n, vector), kBlock, 0, stream()>>>(op, n, vector);
+  ENGINE_CUDA_CHECK(cudaGetLastError());
 }
 
 template <Activation A>
 void launch_forward(const Tensor& x, Tensor& y, int64_t n) {
-  forward_kernel<A><<<grid_for(n), kBlock, 0, stream()>>>(fptr(x), fptr(y), n);
-  ENGINE_CUDA_CHECK(cudaGetLastError());
+  launch(Map<1, false, Forward<A>>{{fptr(x)}, fptr(y), {}}, n);
 }
 
 template <Activation A>
 void launch_backward(const Tensor& y, const Tensor& gy, Tensor& gx, int64_t n) {
-  backward_kernel<A><<<grid_for(n), kBlock, 0, stream()>>>(fptr(y), fptr(gy), fptr(gx), n);
-  ENGINE_CUDA_CHECK(cudaGetLastError());
+  launch(Map<2, false, Backward<A>>{{fptr(y), fptr(gy)}, fptr(gx), {}}, n);
 }
 
 void activation_forward(Activation a, const Tensor& x, Tensor& y) {

@@ -2,12 +2,17 @@
 // matching kernels/cpu/batch_norm.cpp. Channel c's elements are N runs of S = prod(spatial)
 // contiguous floats, run n starting at (n * C + c) * S.
 //
-// Every kernel here walks one channel per grid row (blockIdx.y = channel) with B blocks per
-// channel (blockIdx.x): the channel's N * S elements are dealt round-robin to the B * 256 threads,
-// in units of 4 floats (float4 loads and stores) when S % 4 == 0 and the pointers are 16-byte
-// aligned, else of 1. B is chosen so that the whole grid fills the GPU even when C is small
-// (MobileNetV2's first layers: C = 32, 800K elements per channel at batch 64) while each thread
-// still has several units to do.
+// Every kernel here cuts each channel into B slices: the channel's N * S elements are dealt
+// round-robin to B * 256 threads, in units of 4 floats (float4 loads and stores) when S % 4 == 0
+// and the pointers are 16-byte aligned, else of 1; slice b is the share of threads b * 256 ..
+// b * 256 + 255. The C * B (channel, slice) items form one flat list, item t = c * B + b, and the
+// grid is one dimension of at most one resident wave (the kernel's occupancy times the SMs, from
+// the occupancy API), each block looping over items t, t + gridDim.x, ... So no channel count
+// overflows a grid dimension and no block count is assumed resident. B is the number of slices,
+// up to the most that still gives each thread several units, that packs the items most evenly
+// into waves of resident blocks: C = 32 (MobileNetV2's first layers, 800K elements per channel at
+// batch 64) is cut into 33 slices for 1056 resident blocks, one full wave. Each item's sums
+// depend only on (c, b, B), never on which block ran it, so results are deterministic.
 //
 // Training forward, three kernels:
 //   1. channel_moments: per block, sums of d and d^2 with d = x - x_c0 (x_c0 = the channel's
@@ -24,12 +29,13 @@
 // Backward: channel_grad_sums (sum gy, sum gy * (x - mean), in double) and finalize_grad_sums
 // (gw, gb and the coefficients of gx), then input_grad: gx = (gy - mean(gy)) * k - (x - mean) * kx.
 //
-// Cost for [64, 32, 112, 112] (25.7M floats, 103 MB): training forward reads x twice and writes
-// y, 308 MB (206 MB when x stays in the 50 MB L2 between passes), a 64 us ceiling at the H200's
-// 4.8 TB/s, with ~4 double FLOPs per element (3 us of the H200's FP64 rate) and 2 float FLOPs;
-// eval forward 205 MB (43 us); backward reads x and gy twice and writes gx, 515 MB (107 us).
-// An [N, C] input (S = 1) is correct but uncoalesced: its units are C floats apart.
-// Fraction of the ceiling reached: not yet measured on a GPU.
+// Bytes moved per element, as bench_cuda_ops counts them: training forward 12 (read x twice,
+// write y; 8 when x stays in the 60 MB L2 between the passes), eval forward 8 (read x, write y),
+// backward 20 (read gy and x twice, write gx). For [64, 32, 112, 112] (25.7M floats, 103 MB)
+// training forward moves 308 MB, a 64 us ceiling at the H200's 4.8 TB/s, with ~4 double FLOPs
+// per element (3 us of the H200's FP64 rate) and 2 float FLOPs; eval forward 205 MB (43 us);
+// backward 515 MB (107 us). An [N, C] input (S = 1) is correct but uncoalesced: its units are C
+// floats apart. Fraction of the copy bandwidth reached: not yet measured on a GPU.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -51,21 +57,29 @@ Layout layout(const Tensor& x) {
   return l;
 }
 
-// How the threads of one channel's blocks cover it. A unit is K consecutive floats; channel c is
+// How the threads of one channel's slices cover it. A unit is K consecutive floats; channel c is
 // n runs of s units, run i starting at unit (i * c_total + c) * s. Thread j of the channel (j =
-// blockIdx.x * blockDim.x + threadIdx.x) visits units j, j + stride, j + 2 stride, ... of the
+// slice * blockDim.x + threadIdx.x) visits units j, j + stride, j + 2 stride, ... of the
 // channel's n * s, stride = blocks * kBlock. The stride is split into (dn runs, ds units) on the
 // host, so moving on is two adds and a carry, with no division per unit.
 struct ChannelWalk {
   int64_t n, c, s;  // runs (the batch), channels, units per run
   int64_t dn, ds;   // stride = dn * s + ds
-  unsigned blocks;  // blocks per channel: gridDim.x
+  int64_t blocks;   // slices per channel (B)
 };
 
-// Calls f(unit index into the tensor) for every unit of channel c that this thread owns.
+// Calls f(c, b) for the (channel, slice) items of this block: t = blockIdx.x, + gridDim.x, ...
+// below C * B. The loop is uniform across the block, so block reductions inside f are safe.
 template <class F>
-__device__ __forceinline__ void for_each_unit(const ChannelWalk& w, int64_t c, F&& f) {
-  const int64_t j = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+__device__ __forceinline__ void for_each_item(const ChannelWalk& w, F&& f) {
+  for (int64_t t = blockIdx.x; t < w.c * w.blocks; t += gridDim.x) f(t / w.blocks, t % w.blocks);
+}
+
+// Calls f(unit index into the tensor) for every unit of channel c that this thread owns in
+// slice b.
+template <class F>
+__device__ __forceinline__ void for_each_unit(const ChannelWalk& w, int64_t c, int64_t b, F&& f) {
+  const int64_t j = b * blockDim.x + threadIdx.x;
   int64_t n = j / w.s, s = j - n * w.s;
   while (n < w.n) {
     f((n * w.c + c) * w.s + s);
@@ -78,58 +92,47 @@ __device__ __forceinline__ void for_each_unit(const ChannelWalk& w, int64_t c, F
   }
 }
 
-int sm_count() {
-  static const int count = [] {
-    int device = 0, sms = 0;
-    ENGINE_CUDA_CHECK(cudaGetDevice(&device));
-    ENGINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    return sms;
-  }();
-  return count;
-}
-
-// Blocks per channel: enough that C * B blocks fill the GPU (8 resident 256-thread blocks per
-// SM), but no more than give each thread min_units units.
-ChannelWalk make_walk(const Layout& l, int k, int64_t min_units) {
+// Slices per channel: of 1 .. (the most that leave each thread min_units units), the count whose
+// C * B items fill waves of `resident` blocks most evenly (the fraction of the last wave used),
+// the smallest on a tie.
+ChannelWalk make_walk(const Layout& l, int k, int64_t min_units, int64_t resident) {
   ChannelWalk w{};
   w.n = l.n;
   w.c = l.c;
   w.s = l.s / k;
   const int64_t units = w.n * w.s;
-  const int64_t by_work = (units + kBlock * min_units - 1) / (kBlock * min_units);
-  const int64_t by_fill = (int64_t{8} * sm_count() + l.c - 1) / l.c;
-  w.blocks = static_cast<unsigned>(std::max<int64_t>(1, std::min(by_work, by_fill)));
-  const int64_t stride = int64_t{w.blocks} * kBlock;
+  const int64_t by_work = std::max<int64_t>(1, units / (kBlock * min_units));
+  double best = 0;
+  for (int64_t b = 1; b <= std::min<int64_t>(by_work, 2 * resident); ++b) {
+    const int64_t items = l.c * b, waves = (items + resident - 1) / resident;
+    const double fill = static_cast<double>(items) / static_cast<double>(waves * resident);
+    if (fill > best) best = fill, w.blocks = b;
+    if (fill == 1.0) break;
+  }
+  const int64_t stride = w.blocks * kBlock;
   w.dn = stride / w.s;
   w.ds = stride % w.s;
   return w;
 }
 
-// Grid rows beyond 65535 channels are covered by each row looping over channels.
-dim3 grid_of(const ChannelWalk& w) {
-  return dim3(w.blocks, static_cast<unsigned>(std::min<int64_t>(w.c, 65535)));
+// At most one resident wave of Kernel's blocks, fewer when there are fewer items.
+template <auto Kernel>
+unsigned grid_of(const ChannelWalk& w) {
+  return static_cast<unsigned>(std::min(w.c * w.blocks, resident_blocks<Kernel>()));
 }
 
 constexpr int64_t kReduceUnitsPerThread = 8;  // amortises the block reduction
 constexpr int64_t kStreamUnitsPerThread = 4;  // element-wise passes: favour a full GPU
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-// ---- K floats moved as one access ----
-
+// K floats moved as one access (cuda_util.h's Chunk), addressed by unit.
 template <int K>
-struct alignas(4 * K) Chunk {
-  float v[K];
-};
-
-template <int K>
-__device__ __forceinline__ Chunk<K> load(const float* p, int64_t unit) {
-  return reinterpret_cast<const Chunk<K>*>(p)[unit];
+__device__ __forceinline__ Chunk<K> load(const float* __restrict__ p, int64_t unit) {
+  return load_chunk<K>(p, unit * K);
 }
 
 template <int K>
-__device__ __forceinline__ void store(float* p, int64_t unit, const Chunk<K>& c) {
-  reinterpret_cast<Chunk<K>*>(p)[unit] = c;
+__device__ __forceinline__ void store(float* __restrict__ p, int64_t unit, const Chunk<K>& c) {
+  store_chunk<K>(p, unit * K, c);
 }
 
 // ---- reductions ----
@@ -191,11 +194,13 @@ struct NormCoef {
 
 // partial[c * B + b] = (sum d, sum d^2) over block b's share of channel c, d = x - x_c0.
 template <int K>
-__global__ void channel_moments_kernel(const float* x, ChannelWalk w, double2* partial) {
-  for (int64_t c = blockIdx.y; c < w.c; c += gridDim.y) {
+__global__ void __launch_bounds__(kBlock)
+    channel_moments_kernel(const float* __restrict__ x, ChannelWalk w,
+                           double2* __restrict__ partial) {
+  for_each_item(w, [&](int64_t c, int64_t b) {
     const double shift = x[c * w.s * K];  // the channel's first element (n = 0, position 0)
     double s1 = 0, s2 = 0;
-    for_each_unit(w, c, [&](int64_t u) {
+    for_each_unit(w, c, b, [&](int64_t u) {
       const Chunk<K> v = load<K>(x, u);
 #pragma unroll
       for (int k = 0; k < K; ++k) {
@@ -205,8 +210,8 @@ __global__ void channel_moments_kernel(const float* x, ChannelWalk w, double2* p
       }
     });
     block_sum2(s1, s2);
-    if (threadIdx.x == 0) partial[c * gridDim.x + blockIdx.x] = make_double2(s1, s2);
-  }
+    if (threadIdx.x == 0) partial[c * w.blocks + b] = make_double2(s1, s2);
+  });
 }
 
 // Per channel: mean and invstd from the partials, the saved and running statistics, and the
@@ -251,22 +256,25 @@ __global__ void eval_coefficients_kernel(const float* weight, const float* bias,
 // Centring first (rather than x * scale + (shift - mean * scale)) keeps the rounding relative to
 // the normalised value, not to |mean| / std, as on the CPU.
 template <int K>
-__global__ void normalise_kernel(const float* x, float* y, ChannelWalk w, const NormCoef* coef) {
-  for (int64_t c = blockIdx.y; c < w.c; c += gridDim.y) {
+__global__ void __launch_bounds__(kBlock)
+    normalise_kernel(const float* __restrict__ x, float* __restrict__ y, ChannelWalk w,
+                     const NormCoef* __restrict__ coef) {
+  for_each_item(w, [&](int64_t c, int64_t b) {
     const NormCoef cf = coef[c];
-    for_each_unit(w, c, [&](int64_t u) {
+    for_each_unit(w, c, b, [&](int64_t u) {
       Chunk<K> v = load<K>(x, u);
 #pragma unroll
       for (int i = 0; i < K; ++i) v.v[i] = (v.v[i] - cf.mean) * cf.scale + cf.shift;
       store<K>(y, u, v);
     });
-  }
+  });
 }
 
 template <int K>
 void launch_normalise(const float* x, float* y, const Layout& l, const NormCoef* coef) {
-  const ChannelWalk w = make_walk(l, K, kStreamUnitsPerThread);
-  normalise_kernel<K><<<grid_of(w), kBlock, 0, stream()>>>(x, y, w, coef);
+  const ChannelWalk w =
+      make_walk(l, K, kStreamUnitsPerThread, resident_blocks<normalise_kernel<K>>());
+  normalise_kernel<K><<<grid_of<normalise_kernel<K>>(w), kBlock, 0, stream()>>>(x, y, w, coef);
   ENGINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -275,10 +283,12 @@ void forward_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Te
                    Tensor& save_mean, Tensor& save_invstd, Tensor& running_mean,
                    Tensor& running_var, float momentum, float eps) {
   const Layout l = layout(x);
-  const ChannelWalk w = make_walk(l, K, kReduceUnitsPerThread);
+  const ChannelWalk w =
+      make_walk(l, K, kReduceUnitsPerThread, resident_blocks<channel_moments_kernel<K>>());
   Scratch partial(sizeof(double2) * l.c * w.blocks);
   Scratch coef(sizeof(NormCoef) * l.c);
-  channel_moments_kernel<K><<<grid_of(w), kBlock, 0, stream()>>>(fptr(x), w, partial.as<double2>());
+  channel_moments_kernel<K><<<grid_of<channel_moments_kernel<K>>(w), kBlock, 0, stream()>>>(
+      fptr(x), w, partial.as<double2>());
   ENGINE_CUDA_CHECK(cudaGetLastError());
   finalize_moments_kernel<<<fold_grid(l.c), kFoldBlock, 0, stream()>>>(
       partial.as<double2>(), static_cast<int>(w.blocks), fptr(x), l.c, l.s,
@@ -325,12 +335,14 @@ struct GradCoef {
 
 // partial[c * B + b] = (sum gy, sum gy * (x - mean)) over block b's share of channel c.
 template <int K>
-__global__ void channel_grad_sums_kernel(const float* gy, const float* x, const float* mean,
-                                         ChannelWalk w, double2* partial) {
-  for (int64_t c = blockIdx.y; c < w.c; c += gridDim.y) {
+__global__ void __launch_bounds__(kBlock)
+    channel_grad_sums_kernel(const float* __restrict__ gy, const float* __restrict__ x,
+                             const float* __restrict__ mean, ChannelWalk w,
+                             double2* __restrict__ partial) {
+  for_each_item(w, [&](int64_t c, int64_t b) {
     const double mu = mean[c];
     double sum_gy = 0, dot = 0;
-    for_each_unit(w, c, [&](int64_t u) {
+    for_each_unit(w, c, b, [&](int64_t u) {
       const Chunk<K> g = load<K>(gy, u), v = load<K>(x, u);
 #pragma unroll
       for (int k = 0; k < K; ++k) {
@@ -339,8 +351,8 @@ __global__ void channel_grad_sums_kernel(const float* gy, const float* x, const 
       }
     });
     block_sum2(sum_gy, dot);
-    if (threadIdx.x == 0) partial[c * gridDim.x + blockIdx.x] = make_double2(sum_gy, dot);
-  }
+    if (threadIdx.x == 0) partial[c * w.blocks + b] = make_double2(sum_gy, dot);
+  });
 }
 
 // Per channel: gw = invstd * sum(gy * (x - mean)), gb = sum(gy) (each when wanted) and the gx
@@ -363,11 +375,12 @@ __global__ void finalize_grad_sums_kernel(const double2* partial, int parts, int
 }
 
 template <int K>
-__global__ void input_grad_kernel(const float* gy, const float* x, float* gx, ChannelWalk w,
-                                  const GradCoef* coef) {
-  for (int64_t c = blockIdx.y; c < w.c; c += gridDim.y) {
+__global__ void __launch_bounds__(kBlock)
+    input_grad_kernel(const float* __restrict__ gy, const float* __restrict__ x,
+                      float* __restrict__ gx, ChannelWalk w, const GradCoef* __restrict__ coef) {
+  for_each_item(w, [&](int64_t c, int64_t b) {
     const GradCoef cf = coef[c];
-    for_each_unit(w, c, [&](int64_t u) {
+    for_each_unit(w, c, b, [&](int64_t u) {
       const Chunk<K> g = load<K>(gy, u), v = load<K>(x, u);
       Chunk<K> out;
 #pragma unroll
@@ -375,7 +388,7 @@ __global__ void input_grad_kernel(const float* gy, const float* x, float* gx, Ch
         out.v[i] = (g.v[i] - cf.gy_mean) * cf.k - (v.v[i] - cf.mean) * cf.kx;
       store<K>(gx, u, out);
     });
-  }
+  });
 }
 
 template <int K>
@@ -383,13 +396,15 @@ void backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Ten
               const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb) {
   const Layout l = layout(x);
   const bool need_sums = training || gw.defined() || gb.defined();
-  const ChannelWalk reduce = make_walk(l, K, kReduceUnitsPerThread);
+  const ChannelWalk reduce =
+      make_walk(l, K, kReduceUnitsPerThread, resident_blocks<channel_grad_sums_kernel<K>>());
   const int parts = need_sums ? static_cast<int>(reduce.blocks) : 0;
   Scratch partial(sizeof(double2) * l.c * std::max(parts, 1));
   Scratch coef(sizeof(GradCoef) * l.c);
   if (need_sums) {
-    channel_grad_sums_kernel<K><<<grid_of(reduce), kBlock, 0, stream()>>>(
-        fptr(gy), fptr(x), fptr(mean), reduce, partial.as<double2>());
+    channel_grad_sums_kernel<K>
+        <<<grid_of<channel_grad_sums_kernel<K>>(reduce), kBlock, 0, stream()>>>(
+            fptr(gy), fptr(x), fptr(mean), reduce, partial.as<double2>());
     ENGINE_CUDA_CHECK(cudaGetLastError());
   }
   finalize_grad_sums_kernel<<<fold_grid(l.c), kFoldBlock, 0, stream()>>>(
@@ -397,8 +412,9 @@ void backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Ten
       fptr(invstd), training, fptr(gw), fptr(gb), gx.defined() ? coef.as<GradCoef>() : nullptr);
   ENGINE_CUDA_CHECK(cudaGetLastError());
   if (!gx.defined()) return;
-  const ChannelWalk stream_walk = make_walk(l, K, kStreamUnitsPerThread);
-  input_grad_kernel<K><<<grid_of(stream_walk), kBlock, 0, stream()>>>(
+  const ChannelWalk stream_walk =
+      make_walk(l, K, kStreamUnitsPerThread, resident_blocks<input_grad_kernel<K>>());
+  input_grad_kernel<K><<<grid_of<input_grad_kernel<K>>(stream_walk), kBlock, 0, stream()>>>(
       fptr(gy), fptr(x), fptr(gx), stream_walk, coef.as<GradCoef>());
   ENGINE_CUDA_CHECK(cudaGetLastError());
 }

@@ -1,16 +1,19 @@
 // Shared by the native CUDA backend: the checked-call macro, the process-wide stream, the caching
-// device allocator, launch-size helpers and the register_* functions that kernels/registry.cpp
-// calls. One device (the current one, device 0 unless the caller switched) and one stream per
-// process: every kernel, copy and memset is queued on stream(), so work stays in order and a freed
-// block can be handed out again at once.
+// device allocator, launch-size helpers (grids from the occupancy API), 16-byte vector access, the
+// element-wise map driver of the memory-bound kernels, division by multiply-high, and the
+// register_* functions that kernels/registry.cpp calls. One device (the current one, device 0
+// unless the caller switched) and one stream per process: every kernel, copy and memset is queued
+// on stream(), so work stays in order and a freed block can be handed out again at once.
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -92,6 +95,195 @@ inline unsigned grid_for(int64_t n) {
 }
 
 inline float* fptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+// ---- launch geometry sized to the device ----
+
+// The current device's multiprocessor count, read once.
+inline int multiprocessor_count() {
+  static const int count = [] {
+    int device = 0, sms = 0;
+    ENGINE_CUDA_CHECK(cudaGetDevice(&device));
+    ENGINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    return sms;
+  }();
+  return count;
+}
+
+// Blocks of kThreads threads of Kernel that the whole device holds at once: its occupancy
+// (cudaOccupancyMaxActiveBlocksPerMultiprocessor, which counts the kernel's registers and shared
+// memory) times the multiprocessors, computed once per kernel. A grid-stride kernel launched with
+// this many blocks runs as one wave, with no partial last wave.
+template <auto Kernel, int kThreads = kBlock>
+int64_t resident_blocks() {
+  static const int64_t blocks = [] {
+    int per_sm = 0;
+    ENGINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, 0));
+    return int64_t{std::max(per_sm, 1)} * multiprocessor_count();
+  }();
+  return blocks;
+}
+
+// The grid of a grid-stride loop over `work` items, `per_thread` of them per thread per pass:
+// the blocks the work fills, at most one resident wave (resident_blocks), at least one block.
+template <auto Kernel, int kThreads = kBlock>
+unsigned device_grid(int64_t work, int64_t per_thread = 1) {
+  const int64_t per_block = int64_t{kThreads} * per_thread;
+  return static_cast<unsigned>(std::clamp<int64_t>((work + per_block - 1) / per_block, 1,
+                                                   resident_blocks<Kernel, kThreads>()));
+}
+
+// ---- 16-byte vector access ----
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// K consecutive floats moved as one access: a 16-byte vector load or store for K = 4 (the
+// pointer p + i must then be 16-byte aligned), a plain float for K = 1.
+template <int K>
+struct alignas(4 * K) Chunk {
+  float v[K];
+};
+
+template <int K>
+__device__ __forceinline__ Chunk<K> load_chunk(const float* p, int64_t i) {
+  return *reinterpret_cast<const Chunk<K>*>(p + i);
+}
+
+template <int K>
+__device__ __forceinline__ void store_chunk(float* p, int64_t i, const Chunk<K>& c) {
+  *reinterpret_cast<Chunk<K>*>(p + i) = c;
+}
+
+// ---- element-wise maps: several independent 16-byte loads in flight per thread ----
+//
+// An element-wise op is a struct with its pointers (__restrict__) and scalars and three members:
+//   template <int K> struct Input       what one access of K elements reads (Chunks);
+//   template <int K> Input<K> load(i)   reads elements i .. i + K - 1;
+//   template <int K> void store(i, in)  computes them from `in` and writes them.
+// map_kernel runs it over [0, n): each thread, per pass of its grid-stride loop, first issues
+// the loads of kUnroll units (one grid stride apart, so each load instruction of a warp is
+// coalesced) and only then computes and stores them, so kUnroll independent loads per input are
+// in flight. With `vector` (every pointer 16-byte aligned) a unit is a float4 and the n % 4 tail
+// is one element each for the first threads; without, a unit is one float. Every element is
+// computed by the same expression either way, so the two paths agree bit for bit.
+constexpr int kUnroll = 4;
+
+// Kernels need the CUDA built-ins: nvcc or the emulator, not a host compiler reading this header.
+#if defined(__CUDACC__) || defined(ENGINE_CUDA_EMU)
+
+template <int K, class Op>
+__device__ __forceinline__ void map_units(const Op& op, int64_t units, int64_t first,
+                                          int64_t stride) {
+  for (int64_t u0 = first; u0 < units; u0 += kUnroll * stride) {
+    typename Op::template Input<K> in[kUnroll];
+#pragma unroll
+    for (int r = 0; r < kUnroll; ++r)
+      if (u0 + r * stride < units) in[r] = op.template load<K>((u0 + r * stride) * K);
+#pragma unroll
+    for (int r = 0; r < kUnroll; ++r)
+      if (u0 + r * stride < units) op.template store<K>((u0 + r * stride) * K, in[r]);
+  }
+}
+
+template <class Op>
+__global__ void map_kernel(Op op, int64_t n, bool vector) {
+  const int64_t tid = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  if (!vector) return map_units<1>(op, n, tid, stride);
+  map_units<4>(op, n / 4, tid, stride);
+  const int64_t tail = n / 4 * 4 + tid;
+  if (tail < n) op.template store<1>(tail, op.template load<1>(tail));
+}
+
+// The common op: y[i] = f(args at i) with kArity arguments (0, 1 or 2), each argument read from
+// an input pointer, or with kInPlace the first one from y itself (one pointer to the memory, as
+// __restrict__ requires). f is a functor with a __device__ operator().
+template <int kArity, bool kInPlace, class F>
+struct Map {
+  static constexpr int kInputs = kArity - (kInPlace ? 1 : 0);  // pointers besides y
+  const float* __restrict__ in[kInputs > 0 ? kInputs : 1];
+  float* __restrict__ y;
+  F f;
+
+  template <int K>
+  struct Input {
+    Chunk<K> arg[kArity > 0 ? kArity : 1];
+  };
+  template <int K>
+  __device__ Input<K> load(int64_t i) const {
+    Input<K> a{};
+    if constexpr (kInPlace) a.arg[0] = load_chunk<K>(y, i);
+#pragma unroll
+    for (int j = 0; j < kInputs; ++j) a.arg[j + (kInPlace ? 1 : 0)] = load_chunk<K>(in[j], i);
+    return a;
+  }
+  template <int K>
+  __device__ void store(int64_t i, const Input<K>& a) const {
+    Chunk<K> out;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      if constexpr (kArity == 0)
+        out.v[k] = f();
+      else if constexpr (kArity == 1)
+        out.v[k] = f(a.arg[0].v[k]);
+      else
+        out.v[k] = f(a.arg[0].v[k], a.arg[1].v[k]);
+    }
+    store_chunk<K>(y, i, out);
+  }
+  // Whether every pointer allows 16-byte accesses (the vector path).
+  bool aligned() const {
+    bool ok = aligned16(y);
+    for (int j = 0; j < kInputs; ++j) ok = ok && aligned16(in[j]);
+    return ok;
+  }
+};
+
+// The grid of map_kernel<Op> over n elements.
+template <class Op>
+unsigned map_grid(int64_t n, bool vector) {
+  return device_grid<map_kernel<Op>>(vector ? std::max<int64_t>(n / 4, 1) : n, kUnroll);
+}
+#endif
+
+// ---- division by a divisor fixed at launch ----
+
+// n / d by multiply-high (Granlund and Montgomery's round-up method, as PyTorch's IntDivider):
+// with l = ceil(log2 d) and m = floor(2^N (2^l - d) / d) + 1 for N-bit words,
+// n / d = (mulhi(n, m) + n) >> l for every N-bit n. The sum must fit in N bits, so n < 2^(N-1):
+// int32 and int64 indices that are not negative. U is uint32_t or uint64_t. One multiply, an add
+// and a shift where an integer division is a subroutine of tens of instructions on the GPU
+// (more for 64-bit).
+template <class U>
+struct FastDiv {
+  U d = 1, m = 1;
+  int l = 0;
+
+  FastDiv() = default;
+  // A divisor of 0 (an empty tensor's extent, never divided by) is taken as 1.
+  explicit FastDiv(U divisor) : d(divisor > 0 ? divisor : 1) {
+    while (l < static_cast<int>(8 * sizeof(U)) && (Wide{1} << l) < d) ++l;
+    m = static_cast<U>(((Wide{1} << (8 * sizeof(U))) * ((Wide{1} << l) - d)) / d + 1);
+  }
+
+  __host__ __device__ __forceinline__ U div(U n) const { return (mulhi(n, m) + n) >> l; }
+  __host__ __device__ __forceinline__ U mod(U n) const { return n - div(n) * d; }
+
+ private:
+  // Twice U's width, for the host's computation of m.
+  using Wide = std::conditional_t<sizeof(U) == 4, uint64_t, unsigned __int128>;
+  __host__ __device__ __forceinline__ static U mulhi(U a, U b) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (sizeof(U) == 4)
+      return __umulhi(a, b);
+    else
+      return __umul64hi(a, b);
+#else
+    return static_cast<U>((static_cast<Wide>(a) * b) >> (8 * sizeof(U)));
+#endif
+  }
+};
+using FastDiv32 = FastDiv<uint32_t>;
+using FastDiv64 = FastDiv<uint64_t>;
 
 // The activations on the device, shared by the activation kernels (activation.cu) and conv2d's
 // epilogue (conv2d.cu), so both compute the same float. Comparisons are written so that NaN

@@ -6,12 +6,17 @@
 // exactly as the CPU does. Results can still differ from the CPU by an ulp or so per operation
 // where nvcc contracts a * b + c into an FMA and the host compiler does not (or the reverse).
 //
-// Each update is a struct holding its pointers and scalars with a step<K>(i) member that updates
-// elements i .. i + K - 1; the shared driver runs step<4> (float4 loads and stores) over the
-// aligned body when every pointer in use is 16-byte aligned, then step<1> over the tail.
-// Memory-bound: Adam reads 4 and writes 3 floats per element (28 bytes) for ~12 FLOPs; for
-// ResNet-50's 25.6M parameters that is 717 MB per step, a 150 us ceiling at the H200's 4.8 TB/s.
-// Fraction of the ceiling reached: not yet measured on a GPU.
+// Each update is a map_kernel op (cuda_util.h): a struct holding its pointers and scalars whose
+// load<K>(i) reads the parameter, gradient and state of elements i .. i + K - 1 and store<K>
+// updates and writes them; the shared driver runs float4 units (four of them in flight per
+// thread) over the aligned body when every pointer in use is 16-byte aligned, then single floats
+// over the tail, with a grid sized from the occupancy API.
+// Bytes moved per element, as bench_cuda_ops counts them: SGD with momentum 20 (read p, g, buf,
+// write p, buf; 12 without momentum or on the first step, which reads no buf), RMSprop 20
+// (read p, g, square_avg, write p, square_avg; +8 each for centered and momentum), Adam/AdamW 28
+// (read p, g, m, v, write p, m, v) for ~12 FLOPs. For ResNet-50's 25.6M parameters Adam moves
+// 717 MB per step, a 150 us ceiling at the H200's 4.8 TB/s.
+// Fraction of the copy bandwidth reached: not yet measured on a GPU.
 #include <cmath>
 #include <cstdint>
 
@@ -20,143 +25,144 @@
 namespace engine::cuda {
 namespace {
 
-// K consecutive floats moved as one access: a 16-byte vector load or store for K = 4.
-template <int K>
-struct alignas(4 * K) Chunk {
-  float v[K];
-};
-
-template <int K>
-__device__ __forceinline__ Chunk<K> load(const float* p, int64_t i) {
-  return *reinterpret_cast<const Chunk<K>*>(p + i);
-}
-
-template <int K>
-__device__ __forceinline__ void store(float* p, int64_t i, const Chunk<K>& c) {
-  *reinterpret_cast<Chunk<K>*>(p + i) = c;
-}
-
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
-
-// Runs u.step<4> over elements [0, 4 * (n / 4)) when vectorised, then u.step<1> over the rest.
-template <class Update>
-__global__ void update_kernel(Update u, int64_t n, bool vectorised) {
-  const int64_t tid = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
-  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
-  const int64_t quads = vectorised ? n / 4 : 0;
-  for (int64_t q = tid; q < quads; q += stride) u.template step<4>(4 * q);
-  for (int64_t i = 4 * quads + tid; i < n; i += stride) u.template step<1>(i);
-}
-
 template <class Update>
 void launch(const Update& u, int64_t n, bool vectorised) {
   if (n == 0) return;
-  update_kernel<<<grid_for(vectorised ? (n + 3) / 4 : n), kBlock, 0, stream()>>>(u, n, vectorised);
+  map_kernel<Update><<<map_grid<Update>(n, vectorised), kBlock, 0, stream()>>>(u, n, vectorised);
   ENGINE_CUDA_CHECK(cudaGetLastError());
 }
 
+template <int K>
+struct SgdInput {
+  Chunk<K> p, g, buf;
+};
+
 struct SgdUpdate {
-  float* p;
-  const float* g;
-  float* buf;  // read and written only with momentum; not read on the first step
+  float* __restrict__ p;
+  const float* __restrict__ g;
+  float* __restrict__ buf;  // read and written only with momentum; not read on the first step
   float lr, wd, momentum, one_minus_damp;
   bool use_momentum, first, nesterov;
 
   template <int K>
-  __device__ void step(int64_t i) const {
-    Chunk<K> pc = load<K>(p, i), bc{};
-    const Chunk<K> gc = load<K>(g, i);
-    if (use_momentum && !first) bc = load<K>(buf, i);
+  using Input = SgdInput<K>;
+  template <int K>
+  __device__ SgdInput<K> load(int64_t i) const {
+    SgdInput<K> in{load_chunk<K>(p, i), load_chunk<K>(g, i), {}};
+    if (use_momentum && !first) in.buf = load_chunk<K>(buf, i);
+    return in;
+  }
+  template <int K>
+  __device__ void store(int64_t i, SgdInput<K> in) const {
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      float d = gc.v[k];
-      if (wd != 0.f) d = d + wd * pc.v[k];
+      float d = in.g.v[k];
+      if (wd != 0.f) d = d + wd * in.p.v[k];
       if (use_momentum) {
         // The first step starts the buffer at d, undamped, as PyTorch does.
-        const float b = first ? d : bc.v[k] * momentum + one_minus_damp * d;
-        bc.v[k] = b;
+        const float b = first ? d : in.buf.v[k] * momentum + one_minus_damp * d;
+        in.buf.v[k] = b;
         d = nesterov ? d + momentum * b : b;
       }
-      pc.v[k] = pc.v[k] + (-lr) * d;
+      in.p.v[k] = in.p.v[k] + (-lr) * d;
     }
-    store<K>(p, i, pc);
-    if (use_momentum) store<K>(buf, i, bc);
+    store_chunk<K>(p, i, in.p);
+    if (use_momentum) store_chunk<K>(buf, i, in.buf);
   }
 };
 
+template <int K>
+struct RmspropInput {
+  Chunk<K> p, g, sa, ga, buf;
+};
+
 struct RmspropUpdate {
-  float* p;
-  const float* g;
-  float* sa;   // square_avg
-  float* ga;   // grad_avg, centered only
-  float* buf;  // momentum only
+  float* __restrict__ p;
+  const float* __restrict__ g;
+  float* __restrict__ sa;   // square_avg
+  float* __restrict__ ga;   // grad_avg, centered only
+  float* __restrict__ buf;  // momentum only
   float lr, alpha, one_minus_alpha, eps, wd, momentum;
   bool centered, use_momentum;
 
   template <int K>
-  __device__ void step(int64_t i) const {
-    Chunk<K> pc = load<K>(p, i), sc = load<K>(sa, i), ac{}, bc{};
-    const Chunk<K> gc = load<K>(g, i);
-    if (centered) ac = load<K>(ga, i);
-    if (use_momentum) bc = load<K>(buf, i);
+  using Input = RmspropInput<K>;
+  template <int K>
+  __device__ RmspropInput<K> load(int64_t i) const {
+    RmspropInput<K> in{load_chunk<K>(p, i), load_chunk<K>(g, i), load_chunk<K>(sa, i), {}, {}};
+    if (centered) in.ga = load_chunk<K>(ga, i);
+    if (use_momentum) in.buf = load_chunk<K>(buf, i);
+    return in;
+  }
+  template <int K>
+  __device__ void store(int64_t i, RmspropInput<K> in) const {
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      float d = gc.v[k];
-      if (wd != 0.f) d = d + wd * pc.v[k];
-      const float s = sc.v[k] * alpha + one_minus_alpha * d * d;
-      sc.v[k] = s;
+      float d = in.g.v[k];
+      if (wd != 0.f) d = d + wd * in.p.v[k];
+      const float s = in.sa.v[k] * alpha + one_minus_alpha * d * d;
+      in.sa.v[k] = s;
       float avg;
       if (centered) {
-        const float a = ac.v[k] * alpha + one_minus_alpha * d;
-        ac.v[k] = a;
+        const float a = in.ga.v[k] * alpha + one_minus_alpha * d;
+        in.ga.v[k] = a;
         avg = sqrtf(s + (-1.f) * a * a);
       } else {
         avg = sqrtf(s);
       }
       avg = avg + eps;
       if (use_momentum) {
-        const float b = bc.v[k] * momentum + d / avg;
-        bc.v[k] = b;
-        pc.v[k] = pc.v[k] + (-lr) * b;
+        const float b = in.buf.v[k] * momentum + d / avg;
+        in.buf.v[k] = b;
+        in.p.v[k] = in.p.v[k] + (-lr) * b;
       } else {
-        pc.v[k] = pc.v[k] + (-lr) * d / avg;
+        in.p.v[k] = in.p.v[k] + (-lr) * d / avg;
       }
     }
-    store<K>(p, i, pc);
-    store<K>(sa, i, sc);
-    if (centered) store<K>(ga, i, ac);
-    if (use_momentum) store<K>(buf, i, bc);
+    store_chunk<K>(p, i, in.p);
+    store_chunk<K>(sa, i, in.sa);
+    if (centered) store_chunk<K>(ga, i, in.ga);
+    if (use_momentum) store_chunk<K>(buf, i, in.buf);
   }
 };
 
+template <int K>
+struct AdamInput {
+  Chunk<K> p, g, m, v;
+};
+
 struct AdamUpdate {
-  float* p;
-  const float* g;
-  float* m;  // exp_avg
-  float* v;  // exp_avg_sq
+  float* __restrict__ p;
+  const float* __restrict__ g;
+  float* __restrict__ m;  // exp_avg
+  float* __restrict__ v;  // exp_avg_sq
   float neg_step_size, bc2_sqrt, b1, b2, one_minus_b1, one_minus_b2, eps, wd, decay;
   bool decoupled, coupled_wd;
 
   template <int K>
-  __device__ void step(int64_t i) const {
-    Chunk<K> pc = load<K>(p, i), mc = load<K>(m, i), vc = load<K>(v, i);
-    const Chunk<K> gc = load<K>(g, i);
+  using Input = AdamInput<K>;
+  template <int K>
+  __device__ AdamInput<K> load(int64_t i) const {
+    return {load_chunk<K>(p, i), load_chunk<K>(g, i), load_chunk<K>(m, i), load_chunk<K>(v, i)};
+  }
+  template <int K>
+  __device__ void store(int64_t i, AdamInput<K> in) const {
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      float d = gc.v[k];
-      float pi = pc.v[k];
+      float d = in.g.v[k];
+      float pi = in.p.v[k];
       if (decoupled) pi = pi * decay;
       if (coupled_wd) d = d + wd * pi;
-      const float mi = mc.v[k] * b1 + one_minus_b1 * d;
-      const float vi = vc.v[k] * b2 + one_minus_b2 * d * d;
-      mc.v[k] = mi;
-      vc.v[k] = vi;
+      const float mi = in.m.v[k] * b1 + one_minus_b1 * d;
+      const float vi = in.v.v[k] * b2 + one_minus_b2 * d * d;
+      in.m.v[k] = mi;
+      in.v.v[k] = vi;
       const float denom = sqrtf(vi) / bc2_sqrt + eps;
-      pc.v[k] = pi + neg_step_size * mi / denom;
+      in.p.v[k] = pi + neg_step_size * mi / denom;
     }
-    store<K>(p, i, pc);
-    store<K>(m, i, mc);
-    store<K>(v, i, vc);
+    store_chunk<K>(p, i, in.p);
+    store_chunk<K>(m, i, in.m);
+    store_chunk<K>(v, i, in.v);
   }
 };
 

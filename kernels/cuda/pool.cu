@@ -7,11 +7,19 @@
 // Backward: one thread per input element gathers from the outputs whose windows contain it, in
 // the order in which the CPU scatter adds to that element (so again bit for bit): no atomics and
 // no zero-fill pass, and every element of gx is written. For max pooling the gather adds the
-// outputs whose saved index points at the element.
-// All memory-bound. ResNet's stem pool, 3x3/2 pad 1 on [32, 64, 112, 112] (103 MB in): forward
-// reads x (each element by ~2.25 windows, mostly from cache) and writes 26 MB of y plus 51 MB of
-// int64 indices, ~180 MB in all, a 38 us ceiling at the H200's 4.8 TB/s; backward reads 77 MB and
-// writes 103 MB. Fraction of the ceiling reached: not yet measured on a GPU.
+// outputs whose saved index points at the element. When kernel == stride (2x2/2, the custom
+// CNNs' pools) the windows tile the plane and each input lies in at most one, found with one
+// division per axis. Global average pooling backward is a broadcast, gx[n, c, :, :] =
+// gy[n, c] / (H * W), written as float4 where gx is 16-byte aligned.
+// Every division by a launch constant (plane sizes, row lengths, strides, adaptive bin counts)
+// is a multiply-high by a precomputed magic number (FastDiv, cuda_util.h), not an integer
+// division: the general max-pool backward did seven of them per element.
+// Bytes moved per element of the larger tensor, as bench_cuda_ops counts them for 2x2/2 on
+// [64, 64, 112, 112]: max forward 7 (read x 4, write y 1 and int64 indices 2), max backward 7
+// (read gy 1 and indices 2, write gx 4), average forward 5 (read x, write y 1), average backward
+// 5 (read gy 1, write gx 4), global average forward 4 (read x) and backward 4 (write gx; gy is
+// one float per plane). All memory-bound. Fraction of the copy bandwidth reached: not yet
+// measured on a GPU.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -26,11 +34,14 @@ namespace {
 struct PoolShape {
   int64_t planes;  // N * C
   int h, w, oh, ow;
+  FastDiv64 in_area, out_area;  // h * w, oh * ow: the plane of a flat index
+  FastDiv32 in_cols, out_cols;  // w, ow: the row within a plane
 };
 
 struct Window2d {
   int kh, kw, sh, sw, ph, pw;
   bool count_include_pad;
+  FastDiv32 div_sh, div_sw;  // by the strides
 };
 
 // The extent of a window along one axis: [begin, end) clipped to the input, and count, the
@@ -47,9 +58,10 @@ __device__ Span pool_span(int o, int in, int kernel, int stride, int pad, bool i
 }
 
 // PyTorch's adaptive bins: output o covers [floor(o * in / out), ceil((o + 1) * in / out)).
-__device__ Span adaptive_span(int o, int in, int out) {
-  const int begin = static_cast<int>(int64_t{o} * in / out);
-  const int end = static_cast<int>((int64_t{o + 1} * in + out - 1) / out);
+__device__ Span adaptive_span(int o, int in, const FastDiv64& out) {
+  const auto div = [&](int64_t v) { return static_cast<int>(out.div(static_cast<uint64_t>(v))); };
+  const int begin = div(int64_t{o} * in);
+  const int end = div(int64_t{o + 1} * in + static_cast<int64_t>(out.d) - 1);
   return {begin, end, end - begin};
 }
 
@@ -59,18 +71,31 @@ struct Range {
   int lo, hi;
 };
 
-__device__ Range covering_windows(int i, int kernel, int stride, int pad, int out) {
+__device__ Range covering_windows(int i, int kernel, const FastDiv32& stride, int pad, int out) {
   const int t = i + pad - kernel + 1;  // the first o has o * stride >= t
-  return {t <= 0 ? 0 : (t + stride - 1) / stride, min((i + pad) / stride, out - 1)};
+  const auto div = [&](int v) { return static_cast<int>(stride.div(static_cast<uint32_t>(v))); };
+  return {t <= 0 ? 0 : div(t + static_cast<int>(stride.d) - 1), min(div(i + pad), out - 1)};
+}
+
+// The same when kernel == stride: the windows tile the axis, so input i is in window
+// (i + pad) / stride if that exists, and in no other.
+__device__ Range tiled_window(int i, const FastDiv32& stride, int pad, int out) {
+  const int o = static_cast<int>(stride.div(static_cast<uint32_t>(i + pad)));
+  return {o, o < out ? o : o - 1};
 }
 
 // The adaptive bins containing input i: start(o) <= i gives o <= ((i + 1) * out - 1) / in, and
 // end(o) > i gives o >= i * out / in (both floors; the bins cover every input, so the range is
 // never empty).
-__device__ Range covering_bins(int i, int in, int out) {
-  return {static_cast<int>(int64_t{i} * out / in),
-          static_cast<int>((int64_t{i + 1} * out - 1) / in)};
+__device__ Range covering_bins(int i, const FastDiv64& in, int out) {
+  return {static_cast<int>(in.div(static_cast<uint64_t>(int64_t{i} * out))),
+          static_cast<int>(in.div(static_cast<uint64_t>(int64_t{i + 1} * out - 1)))};
 }
+
+// The divisors of the adaptive bins along both axes.
+struct AdaptiveDivs {
+  FastDiv64 h, w, oh, ow;
+};
 
 // The (plane, y, x) coordinates of flat element i of [planes, rows, cols].
 struct PlanePos {
@@ -78,11 +103,11 @@ struct PlanePos {
   int y, x;
 };
 
-__device__ PlanePos plane_pos(int64_t i, int rows, int cols) {
-  const int64_t area = int64_t{rows} * cols;
-  const int64_t plane = i / area;
-  const int p = static_cast<int>(i - plane * area);
-  return {plane, p / cols, p % cols};
+__device__ PlanePos plane_pos(int64_t i, const FastDiv64& area, const FastDiv32& cols) {
+  const int64_t plane = static_cast<int64_t>(area.div(static_cast<uint64_t>(i)));
+  const uint32_t p = static_cast<uint32_t>(i - plane * static_cast<int64_t>(area.d));
+  const uint32_t y = cols.div(p);
+  return {plane, static_cast<int>(y), static_cast<int>(p - y * cols.d)};
 }
 
 #define GRID_STRIDE_LOOP(i, n)                                              \
@@ -95,7 +120,7 @@ __device__ PlanePos plane_pos(int64_t i, int rows, int cols) {
 __global__ void max_pool_forward_kernel(const float* __restrict__ x, float* __restrict__ y,
                                         int64_t* __restrict__ indices, PoolShape s, Window2d k) {
   GRID_STRIDE_LOOP(i, s.planes * s.oh * s.ow) {
-    const PlanePos o = plane_pos(i, s.oh, s.ow);
+    const PlanePos o = plane_pos(i, s.out_area, s.out_cols);
     const Span r = pool_span(o.y, s.h, k.kh, k.sh, k.ph, true);
     const Span c = pool_span(o.x, s.w, k.kw, k.sw, k.pw, true);
     const float* xp = x + o.plane * s.h * s.w;
@@ -114,15 +139,30 @@ __global__ void max_pool_forward_kernel(const float* __restrict__ x, float* __re
   }
 }
 
+// The windows containing input (y, x), along each axis.
+template <bool kTiled>
+__device__ __forceinline__ void windows_of(const PlanePos& p, const PoolShape& s, const Window2d& k,
+                                           Range& ry, Range& rx) {
+  if constexpr (kTiled) {
+    ry = tiled_window(p.y, k.div_sh, k.ph, s.oh);
+    rx = tiled_window(p.x, k.div_sw, k.pw, s.ow);
+  } else {
+    ry = covering_windows(p.y, k.kh, k.div_sh, k.ph, s.oh);
+    rx = covering_windows(p.x, k.kw, k.div_sw, k.pw, s.ow);
+  }
+}
+
 // gx at (iy, ix) = the sum of gy over the outputs whose index is iy * W + ix, in row-major
-// output order: the order in which the CPU's scatter adds them, starting from zero.
+// output order: the order in which the CPU's scatter adds them, starting from zero. kTiled:
+// kernel == stride, at most one window.
+template <bool kTiled>
 __global__ void max_pool_backward_kernel(const float* __restrict__ gy,
                                          const int64_t* __restrict__ indices,
                                          float* __restrict__ gx, PoolShape s, Window2d k) {
   GRID_STRIDE_LOOP(i, s.planes * s.h * s.w) {
-    const PlanePos p = plane_pos(i, s.h, s.w);
-    const Range ry = covering_windows(p.y, k.kh, k.sh, k.ph, s.oh);
-    const Range rx = covering_windows(p.x, k.kw, k.sw, k.pw, s.ow);
+    const PlanePos p = plane_pos(i, s.in_area, s.in_cols);
+    Range ry, rx;
+    windows_of<kTiled>(p, s, k, ry, rx);
     const int64_t self = int64_t{p.y} * s.w + p.x;
     const int64_t base = p.plane * s.oh * s.ow;
     float sum = 0.f;
@@ -138,7 +178,7 @@ __global__ void max_pool_backward_kernel(const float* __restrict__ gy,
 __global__ void avg_pool_forward_kernel(const float* __restrict__ x, float* __restrict__ y,
                                         PoolShape s, Window2d k) {
   GRID_STRIDE_LOOP(i, s.planes * s.oh * s.ow) {
-    const PlanePos o = plane_pos(i, s.oh, s.ow);
+    const PlanePos o = plane_pos(i, s.out_area, s.out_cols);
     const Span r = pool_span(o.y, s.h, k.kh, k.sh, k.ph, k.count_include_pad);
     const Span c = pool_span(o.x, s.w, k.kw, k.sw, k.pw, k.count_include_pad);
     const float* xp = x + o.plane * s.h * s.w;
@@ -151,13 +191,15 @@ __global__ void avg_pool_forward_kernel(const float* __restrict__ x, float* __re
 
 // gx at (iy, ix) = sum of gy / divisor over the windows containing it. The CPU scatters rows of
 // windows in ascending oy and, within a row, by column tap (ascending dx, so descending ox for a
-// fixed input column): the loops below add in that same order.
+// fixed input column): the loops below add in that same order. kTiled: kernel == stride, at most
+// one window.
+template <bool kTiled>
 __global__ void avg_pool_backward_kernel(const float* __restrict__ gy, float* __restrict__ gx,
                                          PoolShape s, Window2d k) {
   GRID_STRIDE_LOOP(i, s.planes * s.h * s.w) {
-    const PlanePos p = plane_pos(i, s.h, s.w);
-    const Range ry = covering_windows(p.y, k.kh, k.sh, k.ph, s.oh);
-    const Range rx = covering_windows(p.x, k.kw, k.sw, k.pw, s.ow);
+    const PlanePos p = plane_pos(i, s.in_area, s.in_cols);
+    Range ry, rx;
+    windows_of<kTiled>(p, s, k, ry, rx);
     const float* g = gy + p.plane * s.oh * s.ow;
     float sum = 0.f;
     for (int oy = ry.lo; oy <= ry.hi; ++oy) {
@@ -174,10 +216,10 @@ __global__ void avg_pool_backward_kernel(const float* __restrict__ gy, float* __
 }
 
 __global__ void adaptive_avg_forward_kernel(const float* __restrict__ x, float* __restrict__ y,
-                                            PoolShape s) {
+                                            PoolShape s, AdaptiveDivs a) {
   GRID_STRIDE_LOOP(i, s.planes * s.oh * s.ow) {
-    const PlanePos o = plane_pos(i, s.oh, s.ow);
-    const Span r = adaptive_span(o.y, s.h, s.oh), c = adaptive_span(o.x, s.w, s.ow);
+    const PlanePos o = plane_pos(i, s.out_area, s.out_cols);
+    const Span r = adaptive_span(o.y, s.h, a.oh), c = adaptive_span(o.x, s.w, a.ow);
     const float* xp = x + o.plane * s.h * s.w;
     float sum = 0.f;
     for (int iy = r.begin; iy < r.end; ++iy)
@@ -205,21 +247,57 @@ __global__ void global_avg_forward_kernel(const float* __restrict__ x, float* __
 // gx at (iy, ix) = sum of gy / bin area over the bins containing it, ascending oy then ox (the
 // CPU's scatter order). Bins overlap when the output does not divide the input.
 __global__ void adaptive_avg_backward_kernel(const float* __restrict__ gy, float* __restrict__ gx,
-                                             PoolShape s) {
+                                             PoolShape s, AdaptiveDivs a) {
   GRID_STRIDE_LOOP(i, s.planes * s.h * s.w) {
-    const PlanePos p = plane_pos(i, s.h, s.w);
-    const Range ry = covering_bins(p.y, s.h, s.oh), rx = covering_bins(p.x, s.w, s.ow);
+    const PlanePos p = plane_pos(i, s.in_area, s.in_cols);
+    const Range ry = covering_bins(p.y, a.h, s.oh), rx = covering_bins(p.x, a.w, s.ow);
     const float* g = gy + p.plane * s.oh * s.ow;
     float sum = 0.f;
     for (int oy = ry.lo; oy <= ry.hi; ++oy) {
-      const int rc = adaptive_span(oy, s.h, s.oh).count;
+      const int rc = adaptive_span(oy, s.h, a.oh).count;
       for (int ox = rx.lo; ox <= rx.hi; ++ox)
         sum += g[oy * s.ow + ox] /
-               static_cast<float>(int64_t{rc} * adaptive_span(ox, s.w, s.ow).count);
+               static_cast<float>(int64_t{rc} * adaptive_span(ox, s.w, a.ow).count);
     }
     gx[i] = sum;
   }
 }
+
+// Global average pooling backward, a map_kernel op: gx[plane, j] = 0 + gy[plane] / area (the CPU
+// adds the share to a zeroed gx, and 0 + -0 is +0). The K elements of one access share one
+// plane unless they straddle a plane boundary (area % 4 != 0); the share is then computed per
+// element.
+struct GlobalAvgBackward {
+  const float* __restrict__ gy;
+  float* __restrict__ gx;
+  FastDiv64 area;
+  float divisor;  // area as a float, the CPU's divisor
+
+  __device__ float share(int64_t plane) const { return 0.f + gy[plane] / divisor; }
+  template <int K>
+  using Input = Chunk<K>;
+  template <int K>
+  __device__ Chunk<K> load(int64_t i) const {
+    const auto plane = [&](int64_t e) {
+      return static_cast<int64_t>(area.div(static_cast<uint64_t>(e)));
+    };
+    Chunk<K> c;
+    const int64_t first = plane(i);
+    if (first == plane(i + K - 1)) {
+      const float v = share(first);
+#pragma unroll
+      for (int k = 0; k < K; ++k) c.v[k] = v;
+    } else {
+#pragma unroll
+      for (int k = 0; k < K; ++k) c.v[k] = share(plane(i + k));
+    }
+    return c;
+  }
+  template <int K>
+  __device__ void store(int64_t i, const Chunk<K>& c) const {
+    store_chunk<K>(gx, i, c);
+  }
+};
 
 #undef GRID_STRIDE_LOOP
 
@@ -228,69 +306,103 @@ PoolShape pool_shape(const Tensor& in, const Tensor& out) {
   const int64_t h = in.size(2), w = in.size(3), oh = out.size(2), ow = out.size(3);
   ENGINE_CHECK(h * w <= INT_MAX && oh * ow <= INT_MAX, "pool2d (CUDA): planes of ", h, "x", w,
                " (output ", oh, "x", ow, ") exceed the kernels' 32-bit in-plane indexing");
-  return {in.size(0) * in.size(1), static_cast<int>(h), static_cast<int>(w), static_cast<int>(oh),
-          static_cast<int>(ow)};
+  return {in.size(0) * in.size(1),
+          static_cast<int>(h),
+          static_cast<int>(w),
+          static_cast<int>(oh),
+          static_cast<int>(ow),
+          FastDiv64(static_cast<uint64_t>(h * w)),
+          FastDiv64(static_cast<uint64_t>(oh * ow)),
+          FastDiv32(static_cast<uint32_t>(w)),
+          FastDiv32(static_cast<uint32_t>(ow))};
 }
 
+AdaptiveDivs adaptive_divs(const PoolShape& s) {
+  const auto div = [](int v) { return FastDiv64(static_cast<uint64_t>(v)); };
+  return {div(s.h), div(s.w), div(s.oh), div(s.ow)};
+}
+
+// Windows that tile each axis without overlap.
+bool tiled(const Pool2dParams& p) { return p.kernel_h == p.stride_h && p.kernel_w == p.stride_w; }
+
 Window2d window_of(const Pool2dParams& p) {
-  return {static_cast<int>(p.kernel_h), static_cast<int>(p.kernel_w), static_cast<int>(p.stride_h),
-          static_cast<int>(p.stride_w), static_cast<int>(p.pad_h),    static_cast<int>(p.pad_w),
-          p.count_include_pad};
+  return {static_cast<int>(p.kernel_h),
+          static_cast<int>(p.kernel_w),
+          static_cast<int>(p.stride_h),
+          static_cast<int>(p.stride_w),
+          static_cast<int>(p.pad_h),
+          static_cast<int>(p.pad_w),
+          p.count_include_pad,
+          FastDiv32(static_cast<uint32_t>(p.stride_h)),
+          FastDiv32(static_cast<uint32_t>(p.stride_w))};
+}
+
+// Launches Kernel, a grid-stride loop over n items, with the grid sized from its occupancy.
+template <auto Kernel, class... Args>
+void launch(int64_t n, const Args&... args) {
+  Kernel<<<device_grid<Kernel>(n), kBlock, 0, stream()>>>(args...);
+  ENGINE_CUDA_CHECK(cudaGetLastError());
 }
 
 void max_pool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dParams& p) {
   const int64_t n = y.numel();
   if (n == 0) return;
-  max_pool_forward_kernel<<<grid_for(n), kBlock, 0, stream()>>>(
-      fptr(x), fptr(y), indices.data<int64_t>(), pool_shape(x, y), window_of(p));
-  ENGINE_CUDA_CHECK(cudaGetLastError());
+  launch<max_pool_forward_kernel>(n, fptr(x), fptr(y), indices.data<int64_t>(), pool_shape(x, y),
+                                  window_of(p));
 }
 
 void max_pool2d_backward(const Tensor& gy, const Tensor& indices, Tensor& gx,
                          const Pool2dParams& p) {
   const int64_t n = gx.numel();
   if (n == 0) return;
-  max_pool_backward_kernel<<<grid_for(n), kBlock, 0, stream()>>>(
-      fptr(gy), indices.data<int64_t>(), fptr(gx), pool_shape(gx, gy), window_of(p));
-  ENGINE_CUDA_CHECK(cudaGetLastError());
+  const PoolShape s = pool_shape(gx, gy);
+  const int64_t* idx = indices.data<int64_t>();
+  if (tiled(p))
+    launch<max_pool_backward_kernel<true>>(n, fptr(gy), idx, fptr(gx), s, window_of(p));
+  else
+    launch<max_pool_backward_kernel<false>>(n, fptr(gy), idx, fptr(gx), s, window_of(p));
 }
 
 void avg_pool2d_forward(const Tensor& x, Tensor& y, const Pool2dParams& p) {
   const int64_t n = y.numel();
   if (n == 0) return;
-  avg_pool_forward_kernel<<<grid_for(n), kBlock, 0, stream()>>>(fptr(x), fptr(y), pool_shape(x, y),
-                                                                window_of(p));
-  ENGINE_CUDA_CHECK(cudaGetLastError());
+  launch<avg_pool_forward_kernel>(n, fptr(x), fptr(y), pool_shape(x, y), window_of(p));
 }
 
 void avg_pool2d_backward(const Tensor& gy, Tensor& gx, const Pool2dParams& p) {
   const int64_t n = gx.numel();
   if (n == 0) return;
-  avg_pool_backward_kernel<<<grid_for(n), kBlock, 0, stream()>>>(fptr(gy), fptr(gx),
-                                                                 pool_shape(gx, gy), window_of(p));
-  ENGINE_CUDA_CHECK(cudaGetLastError());
+  const PoolShape s = pool_shape(gx, gy);
+  if (tiled(p))
+    launch<avg_pool_backward_kernel<true>>(n, fptr(gy), fptr(gx), s, window_of(p));
+  else
+    launch<avg_pool_backward_kernel<false>>(n, fptr(gy), fptr(gx), s, window_of(p));
 }
 
 void adaptive_avg_pool2d_forward(const Tensor& x, Tensor& y) {
   const int64_t n = y.numel();
   if (n == 0) return;
   const PoolShape s = pool_shape(x, y);
-  if (s.oh == 1 && s.ow == 1) {
-    const int64_t blocks = (s.planes + kWarpsPerBlock - 1) / kWarpsPerBlock;
-    global_avg_forward_kernel<<<static_cast<unsigned>(std::min(blocks, kMaxBlocks)), kBlock, 0,
-                                stream()>>>(fptr(x), fptr(y), s.planes, s.h * s.w);
-  } else {
-    adaptive_avg_forward_kernel<<<grid_for(n), kBlock, 0, stream()>>>(fptr(x), fptr(y), s);
-  }
-  ENGINE_CUDA_CHECK(cudaGetLastError());
+  if (s.oh == 1 && s.ow == 1)  // a warp per plane: 32 threads per item
+    launch<global_avg_forward_kernel>(s.planes * 32, fptr(x), fptr(y), s.planes, s.h * s.w);
+  else
+    launch<adaptive_avg_forward_kernel>(n, fptr(x), fptr(y), s, adaptive_divs(s));
 }
 
 void adaptive_avg_pool2d_backward(const Tensor& gy, Tensor& gx) {
   const int64_t n = gx.numel();
   if (n == 0) return;
-  adaptive_avg_backward_kernel<<<grid_for(n), kBlock, 0, stream()>>>(fptr(gy), fptr(gx),
-                                                                     pool_shape(gx, gy));
-  ENGINE_CUDA_CHECK(cudaGetLastError());
+  const PoolShape s = pool_shape(gx, gy);
+  if (s.oh == 1 && s.ow == 1) {
+    const GlobalAvgBackward op{fptr(gy), fptr(gx), s.in_area,
+                               static_cast<float>(int64_t{s.h} * s.w)};
+    const bool vector = aligned16(op.gx);
+    map_kernel<GlobalAvgBackward>
+        <<<map_grid<GlobalAvgBackward>(n, vector), kBlock, 0, stream()>>>(op, n, vector);
+    ENGINE_CUDA_CHECK(cudaGetLastError());
+  } else {
+    launch<adaptive_avg_backward_kernel>(n, fptr(gy), fptr(gx), s, adaptive_divs(s));
+  }
 }
 
 }  // namespace

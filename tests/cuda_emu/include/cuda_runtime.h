@@ -150,6 +150,16 @@ cudaError_t cudaGetLastError();
 const char* cudaGetErrorString(cudaError_t e);
 const char* cudaGetErrorName(cudaError_t e);
 
+// The resident blocks per multiprocessor of an H200 for a kernel that no register or
+// shared-memory limit holds back: 2048 threads per SM, at most 32 blocks.
+template <class Kernel>
+inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int threads,
+                                                                 size_t) {
+  if (threads <= 0 || threads > 1024) return cudaErrorInvalidValue;
+  *blocks = std::min(32, 2048 / threads);
+  return cudaSuccess;
+}
+
 // Emulator only, called by the caching allocator (kernels/cuda/runtime.cpp, under
 // ENGINE_CUDA_EMU): the bytes of a block past the `used` its owner asked for are set to a guard
 // (signalling NaNs) when the block is handed out, so a kernel reading past the end of its tensor
