@@ -210,8 +210,60 @@ void bench_copy(benchmark::State& state) {
   set_bandwidth(state, s, 2.0 * x.nbytes());
 }
 
+// The element-wise, optimizer and concat cases: the timed call, holding its own tensors of kBig's
+// size (in-place targets are copies, so the cached random tensors stay as drawn), and the bytes it
+// must move, as the kernel files' headers count them. Empty for any other op.
+std::function<void()> stream_case(const std::string& op, const KernelTable& t, double& bytes) {
+  const double f = 4.0 * static_cast<double>(shape_numel(kBig));  // bytes of one full tensor
+  const Tensor x = random_cuda(kBig, 1), g = random_cuda(kBig, 2);
+  Tensor y = x.clone(), state = random_cuda(kBig, 3).clone(),
+         ones = Tensor::full(kBig, 1.f, Device::cuda());
+  const Shape half = {kBig[0], kBig[1] / 2, kBig[2], kBig[3]};
+  std::vector<Tensor> halves = {random_cuda(half, 4), random_cuda(half, 5)};
+  if (op == "fill") {
+    bytes = f;  // write y
+    return [=]() mutable { t.fill(y, 0.5f); };
+  } else if (op == "scale_inplace") {
+    bytes = 2 * f;  // read and write y
+    return [=]() mutable { t.scale_inplace(y, 1.0001f); };
+  } else if (op == "add_inplace") {
+    bytes = 3 * f;  // read y and x, write y
+    return [=]() mutable { t.add_inplace(y, g, 0.5f); };
+  } else if (op == "sum_squares") {
+    bytes = f;  // read x (the result's copy to the host is in the time)
+    return [=] { benchmark::DoNotOptimize(t.sum_squares(x)); };
+  } else if (op == "sgd_momentum") {
+    bytes = 5 * f;  // read p, g, buf, write p, buf
+    const SgdHyper h{0.01, 0.9, 0.0, 1e-4, false, false};
+    return [=]() mutable { t.sgd_update(y, g, state, h); };
+  } else if (op == "rmsprop") {
+    bytes = 5 * f;  // read p, g, square_avg, write p, square_avg
+    const RmspropHyper h{0.01, 0.99, 1e-8, 0.0, 0.0, false};
+    return [=]() mutable {
+      Tensor none;
+      t.rmsprop_update(y, g, ones, none, none, h);
+    };
+  } else if (op == "adam") {
+    bytes = 7 * f;  // read p, g, m, v, write p, m, v
+    const AdamHyper h{1e-3, 0.9, 0.999, 1e-8, 0.0, false, 10};
+    return [=]() mutable { t.adam_update(y, g, state, ones, h); };
+  } else if (op == "concat_fwd") {
+    bytes = 2 * f;  // read both halves, write y
+    return [=]() mutable { t.concat_forward(halves, 1, y); };
+  } else if (op == "concat_bwd") {
+    bytes = 2 * f;  // read gy, write both halves
+    return [=]() mutable { t.concat_backward(g, 1, halves); };
+  }
+  return {};
+}
+
 void bench_memory_op(benchmark::State& state, std::string op, std::string backend) {
   const KernelTable& t = kernel_table(backend_of(backend));
+  double stream_bytes = 0;
+  if (std::function<void()> fn = stream_case(op, t, stream_bytes)) {
+    set_bandwidth(state, time_kernel(state, fn), stream_bytes);
+    return;
+  }
   const int64_t c = kBig[1];
   Tensor x = random_cuda(kBig, 1), gy = random_cuda(kBig, 2);
   Tensor y = Tensor::empty(kBig, DType::F32, Device::cuda());
@@ -350,7 +402,16 @@ const TimedCase kMemoryOps[] = {{"batch_norm_train_fwd", SAME_KERNEL(batch_norm_
                                 {"tanh_bwd", SAME_KERNEL(activation_backward)},
                                 {"dropout_fwd", SAME_KERNEL(dropout)},
                                 {"dropout_bwd", SAME_KERNEL(dropout)},
-                                {"add", SAME_KERNEL(add)}};
+                                {"add", SAME_KERNEL(add)},
+                                {"fill", SAME_KERNEL(fill)},
+                                {"scale_inplace", SAME_KERNEL(scale_inplace)},
+                                {"add_inplace", SAME_KERNEL(add_inplace)},
+                                {"sum_squares", SAME_KERNEL(sum_squares)},
+                                {"sgd_momentum", SAME_KERNEL(sgd_update)},
+                                {"rmsprop", SAME_KERNEL(rmsprop_update)},
+                                {"adam", SAME_KERNEL(adam_update)},
+                                {"concat_fwd", SAME_KERNEL(concat_forward)},
+                                {"concat_bwd", SAME_KERNEL(concat_backward)}};
 #undef SAME_KERNEL
 
 // Whether backend `be` gets a row for case c: native always; cudnn only where it runs a kernel
