@@ -50,8 +50,22 @@ int main(int argc, char** argv) {
   float width = 1.f;
   bool freeze = false;
   std::string device = "cpu", backend = "";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
+  for (int i = 1; i < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      std::printf(
+          "usage: bench_train_step [--model simple|bn_dropout|sigmoid|tanh] [--batch 8]\n"
+          "         [--steps 5] [--threads N] [--image-size 64] [--width 1] [--freeze-convs 0|1]\n"
+          "         [--device cpu|cuda] [--backend native|cudnn]\n"
+          "Times one training step of a custom CNN and prints one JSON line (median seconds per\n"
+          "step, images/s, peak memory).\n");
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "bench_train_step: %s needs a value (try --help)\n", k.c_str());
+      return 2;
+    }
+    const std::string v = argv[i + 1];
     if (k == "--model")
       model = v;
     else if (k == "--batch")
@@ -71,7 +85,7 @@ int main(int argc, char** argv) {
     else if (k == "--backend")
       backend = v;
     else {
-      std::fprintf(stderr, "bench_train_step: unknown flag %s\n", k.c_str());
+      std::fprintf(stderr, "bench_train_step: unknown flag %s (try --help)\n", k.c_str());
       return 2;
     }
   }

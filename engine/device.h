@@ -28,7 +28,8 @@ const char* backend_name(Backend b);
 Backend parse_backend(const std::string& s);  // "cpu" | "native" | "cudnn"
 
 // The backend that CUDA tensors use when no layer overrides it (default: Cudnn when built with
-// cuDNN, else Native). Ignored for CPU tensors.
+// cuDNN and libcudnn/libcublas load at run time, else Native, saying why once on stderr). Ignored
+// for CPU tensors.
 Backend default_cuda_backend();
 void set_default_cuda_backend(Backend b);
 

@@ -10,7 +10,10 @@ PACKAGES=(
   python3-torch python3-torchvision python3-numpy python3-matplotlib python3-pil
   clang libclang-rt-14-dev
   chromium
+  patchelf
 )
+# patchelf: the GPU bundle's libraries find each other through RUNPATH $ORIGIN
+# (tools/assemble_bundle.sh, checked by the test GpuBundle.Portable).
 # The browser test (tests/browser) drives chromium from node; Debian's nodejs only when no node
 # is on PATH (a newer one installed another way is kept).
 if ! command -v node >/dev/null; then PACKAGES+=(nodejs npm); fi

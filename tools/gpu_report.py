@@ -1,18 +1,21 @@
-"""Summarises a tools/gpu_check.sh run from the files its stages left in REPORT_DIR/raw: the cuda
-tests (one gtest JSON per suite), the kernel benchmark (Google Benchmark JSON: native against cudnn
-per op, shape and pass), the training steps (JSON lines of bench_train_step and
-bench/torch_train_step.py), the transfer models' inference (JSON lines of bench_transfer and
-bench/torch_transfer.py), stages.txt (each stage's exit status and time) and memcheck.log.
-Writes REPORT/report.md and REPORT/report.json and prints a short table last, with the issue's
-targets: conv within 1.25x of cuDNN on the custom CNN shapes, depthwise faster than cuDNN,
-memory-bound kernels at >= 80% of the device copy's bandwidth, a training step on cudnn at least
-as fast as PyTorch (TF32 off) and on native within 1.5x of it.
+"""Summarises a tools/gpu_check.sh run from the files its stages left in REPORT_DIR/raw, all JSON
+lines appended as each result came, so a stage cut short still counts what it finished:
+stages.jsonl (each stage's exit status and time), tests.jsonl (one line per cuda test as it ended;
+tests_blocking.jsonl for the reruns with CUDA_LAUNCH_BLOCKING=1), memcheck_*.log, bench.jsonl (one
+line per bench_cuda_ops case: native against cudnn per op, shape and pass), cudnn_algos.jsonl (the
+algorithm cuDNN chose per conv shape), steps.jsonl (bench_train_step and
+bench/torch_train_step.py), transfer.jsonl (bench_transfer and bench/torch_transfer.py) and
+cuda_info.json (OS, glibc, driver, runtime, GPU, cuBLAS, cuDNN).
+Writes REPORT/report.md and REPORT/report.json and prints a short table last, with the targets:
+conv within 1.25x of cuDNN on the custom CNN shapes, depthwise faster than cuDNN, memory-bound
+kernels at >= 80% of the device copy's bandwidth, a training step on cudnn at least as fast as
+PyTorch (TF32 off) and on native within 1.5x of it.
 
 The verdict (first in report.md, `verdict` in report.json, the exit status) fails when a cuda test
 failed, a test suite's process did not finish cleanly, no test ran, or a test skipped for a reason
-not in EXPECTED_SKIPS: on the GPU machine the cuda tier must run, so a runtime that does not load
-(every test skipping with "no usable CUDA device") is a failure, not "0 failed". Every skipped
-test is listed with its reason (from the suite's log: gtest's JSON does not carry it).
+not in EXPECTED_SKIPS: on the GPU machine the cuda tier must run (gpu_check.sh also sets
+ENGINE_REQUIRE_GPU, under which a test that finds no GPU fails rather than skips). Every failed and
+every skipped test is listed by name with its message.
 
     python3 tools/gpu_report.py REPORT_DIR    # exit status 1 when the verdict is a failure
 """
@@ -35,59 +38,54 @@ def load_json(path, default):
         return default
 
 
+def read_jsonl(path):
+    """The JSON objects of a JSON-lines file; a line cut short (a killed writer) is skipped."""
+    out = []
+    for line in read_lines(path):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
 def read_stages(raw):
-    """stages.txt as {stage: "rc=0 in 12 s (limit 120 s)" or "not run: out of time"}."""
+    """stages.jsonl as {stage: "rc=0 in 12 s (limit 120 s)" or "not run: out of time"}."""
     stages = {}
-    for line in read_lines(os.path.join(raw, "stages.txt")):
-        words = line.split()
-        if len(words) >= 3 and words[0] == "gpu_check:":
-            stages[words[1]] = " ".join(words[2:])
+    for st in read_jsonl(os.path.join(raw, "stages.jsonl")):
+        if st.get("note"):
+            stages[st["stage"]] = st["note"]
+        else:
+            stages[st["stage"]] = f"rc={st['rc']} in {st['seconds']} s (limit {st['limit']} s)"
     return stages
 
 
-def skip_reasons(log_lines):
-    """{test: reason} from a gtest log: the message between a test's "[ RUN      ]" line and its
-    "[  SKIPPED ]" line, after the "file:line: Skipped" line."""
-    reasons, test, msg = {}, None, None
-    for line in log_lines:
-        if line.startswith("[ RUN      ] "):
-            test, msg = line[13:].strip(), None
-        elif line.startswith("[  SKIPPED ] ") and test:
-            reasons[test] = " ".join(m.strip() for m in msg or [] if m.strip()) or "no reason given"
-            test, msg = None, None
-        elif msg is not None:
-            msg.append(line)
-        elif test and line.rstrip().endswith(": Skipped"):
-            msg = []
-    return reasons
-
-
 def tests_summary(raw, stages):
-    """Every test of every suite's JSON, a skipped one with its reason from the suite's log; a
-    suite whose process wrote none (it crashed or ran out of time) is one FAILED row naming its
-    log."""
-    rows = []
+    """Every test that ended (tests.jsonl), a skipped one marked expected or not; for a suite whose
+    process did not finish cleanly, one FAILED row naming its log and how many of its tests had
+    ended."""
+    rows, seen_suites = [], {}
+    for t in read_jsonl(os.path.join(raw, "tests.jsonl")):
+        row = {"test": t["test"], "status": t["status"], "time": t.get("time_ms", ""),
+               "message": t.get("message", "").replace("\n", " ")[:400]}
+        if row["status"] == "skipped":
+            row["expected_skip"] = any(p in row["message"] for p in EXPECTED_SKIPS)
+        rows.append(row)
+        suite = t["test"].rsplit(".", 1)[0]
+        seen_suites[suite] = seen_suites.get(suite, 0) + 1
     for name in sorted(stages):
-        if not name.startswith("test_"):
+        if not name.startswith("test_") or stages[name].startswith("rc=0"):
             continue
-        path = os.path.join(raw, name + ".json")
-        if not os.path.exists(path):
-            rows.append({"test": name[5:] + ".*", "status": "FAILED", "time": "",
-                         "message": f"no result ({stages[name]}); see raw/{name}.log"})
-            continue
-        reasons = skip_reasons(read_lines(os.path.join(raw, name + ".log")))
-        for suite in load_json(path, {"testsuites": []}).get("testsuites", []):
-            for t in suite.get("testsuite", []):
-                test = f'{suite["name"]}.{t["name"]}'
-                row = {"test": test, "status": "passed", "time": t.get("time", ""), "message": ""}
-                if t.get("result") == "SKIPPED":
-                    row["status"] = "skipped"
-                    row["message"] = reasons.get(test, f"reason not found in raw/{name}.log")
-                    row["expected_skip"] = any(p in row["message"] for p in EXPECTED_SKIPS)
-                elif t.get("failures"):
-                    row["status"] = "FAILED"
-                    row["message"] = t["failures"][0].get("failure", "").strip().replace("\n", " ")[:300]
-                rows.append(row)
+        suite = name[5:]
+        ended = sum(n for s, n in seen_suites.items() if s.replace("/", "_") == suite)
+        if stages[name].startswith("rc=1 ") and ended:
+            continue  # gtest's own exit status for failed tests, each already a row
+        rows.append({"test": suite + ".*", "status": "FAILED", "time": "",
+                     "message": f"the suite's process ended with {stages[name]} after {ended} "
+                                f"tests had ended; see raw/{name}.log"})
     return rows
 
 
@@ -96,7 +94,10 @@ def verdict(tests, stages, gpu):
     reasons = []
     failed = [t for t in tests if t["status"] == "FAILED"]
     unexpected = [t for t in tests if t["status"] == "skipped" and not t.get("expected_skip")]
-    unclean = [k for k, v in stages.items() if k.startswith("test_") and not v.startswith("rc=0")]
+    # gtest exits 1 when a test failed (each such test is a row already); anything else (a
+    # timeout's 124, a crash's signal, out of time) means the suite did not finish.
+    unclean = [k for k, v in stages.items()
+               if k.startswith("test_") and not v.startswith(("rc=0 ", "rc=1 "))]
     if not tests:
         reasons.append("no cuda test ran")
     if failed:
@@ -120,25 +121,27 @@ def read_lines(path):
 
 
 def memcheck_summary(raw, stages):
-    """compute-sanitizer's verdict, or why it did not run."""
-    if "memcheck" not in stages:
-        return "not run (no compute-sanitizer, or under 90 s left)"
-    summary = [l for l in read_lines(os.path.join(raw, "memcheck.log")) if "ERROR SUMMARY" in l]
-    return f"{summary[-1].strip() if summary else 'no summary'} ({stages['memcheck']})"
+    """compute-sanitizer's verdict on each failing suite's failing tests (run only for those)."""
+    runs = sorted(k for k in stages if k.startswith("memcheck_"))
+    if not runs:
+        return "not run (no failing suite, or no compute-sanitizer)"
+    out = []
+    for k in runs:
+        summary = [l for l in read_lines(os.path.join(raw, k + ".log")) if "ERROR SUMMARY" in l]
+        out.append(f"{k[9:]}: {summary[-1].strip() if summary else 'no summary'} ({stages[k]})")
+    return "; ".join(out)
 
 
 def bench_rows(raw):
-    benchmarks = []
-    for part in ("custom", "transfer", "other"):
-        path = os.path.join(raw, f"bench_ops_{part}.json")
-        benchmarks += load_json(path, {"benchmarks": []}).get("benchmarks", [])
+    """{case: {backend: counters}} from bench.jsonl; a case run twice keeps its first result."""
     out = {}
-    for b in benchmarks:
-        name = b["name"].split("/iterations:")[0]
-        parts = name.split("/")
+    for b in read_jsonl(os.path.join(raw, "bench.jsonl")):
+        parts = b["name"].split("/")
         backend, key = parts[-1], "/".join(parts[:-1])
-        if b.get("error_occurred"):
-            out.setdefault(key, {})[backend] = {"error": b.get("error_message", "error")}
+        if backend in out.get(key, {}):
+            continue
+        if b.get("error"):
+            out.setdefault(key, {})[backend] = {"error": b["error"]}
             continue
         out.setdefault(key, {})[backend] = {k: b[k] for k in ("median_ms", "gflops", "gbps")
                                             if k in b}
@@ -157,14 +160,17 @@ def main():
     memcheck = memcheck_summary(raw, stages)
     counts = {s: sum(t["status"] == s for t in tests) for s in ("passed", "FAILED", "skipped")}
     bench = bench_rows(raw)
-    steps = [json.loads(line) for line in read_lines(os.path.join(raw, "steps.jsonl"))
-             if line.strip().startswith("{")]
+    steps = read_jsonl(os.path.join(raw, "steps.jsonl"))
     gpu = "\n".join(read_lines(os.path.join(raw, "gpu.txt"))).strip() or "?"
+    info = load_json(os.path.join(raw, "cuda_info.json"), {})
+    algos = read_jsonl(os.path.join(raw, "cudnn_algos.jsonl"))
+    blocking = read_jsonl(os.path.join(raw, "tests_blocking.jsonl"))
 
     result = verdict(tests, stages, gpu)
     verdict_line = ("passed" if result["passed"] else "FAILED: " + "; ".join(result["reasons"]))
 
     md = [f"# gpu_check report\n\nVerdict: {verdict_line}\n\nGPU: {gpu}\n",
+          "## machine (cuda_info)\n"] + [f"- {k}: {v}" for k, v in info.items()] + ["",
           f"## cuda tests\n\n{counts['passed']} passed, {counts['FAILED']} failed, "
           f"{counts['skipped']} skipped\n\nmemcheck: {memcheck}\n"]
     failed = [t for t in tests if t["status"] == "FAILED"]
@@ -176,8 +182,19 @@ def main():
         md.append("\n| skipped test | reason | expected on a GPU |\n|---|---|---|")
         md += [f"| {t['test']} | {t['message']} | {'yes' if t['expected_skip'] else 'NO'} |"
                for t in skipped]
+    if blocking:
+        md.append("\n### failing suites rerun with CUDA_LAUNCH_BLOCKING=1\n")
+        md.append("| test | status | message |\n|---|---|---|")
+        md += [f"| {t['test']} | {t['status']} | {t.get('message', '')[:300]} |"
+               for t in blocking if t["status"] != "passed"]
+        md.append(f"\n{sum(t['status'] == 'passed' for t in blocking)} passed on the rerun.")
     md.append("\n## machine (probe.txt: what it has of the engine's build dependencies)\n")
     md += [f"- {line}" for line in read_lines(os.path.join(raw, "probe.txt"))]
+    if algos:
+        md.append("\n## cuDNN's algorithm per conv shape (ENGINE_CUDNN_LOG_ALGOS)\n")
+        md.append("| shape | algorithm | Find ms | workspace MB |\n|---|---|---|---|")
+        md += [f"| {a.get('shape')} | {a.get('cudnn_algo')} | {fmt(a.get('find_ms'))} | "
+               f"{fmt((a.get('workspace_bytes') or 0) / 1e6, 1)} |" for a in algos]
     md.append("\n## stages\n")
     md += [f"- {k}: {v}" for k, v in stages.items()]
     md.append("")
@@ -206,7 +223,7 @@ def main():
                 "depthwise_faster": sum(r[3] < 1.0 for r in dw), "depthwise_cases": len(dw)}
 
     ct = conv_target(conv_rows)
-    md.append("## conv2d, native vs cudnn (batch 64)\n")
+    md.append("## conv2d, native vs cudnn\n")
     md.append("| layer/pass | native ms | cudnn ms | native/cudnn | native GFLOP/s | cudnn GFLOP/s |")
     md.append("|---|---|---|---|---|---|")
     md += [f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3], 2)} | {fmt(r[4], 0)} | "
@@ -249,8 +266,7 @@ def main():
     md.append("\nTargets: cudnn/PyTorch >= 1.0; native/PyTorch >= 0.67 (within 1.5x).\n")
 
     # Transfer models: inference images/s, ours per backend against PyTorch.
-    transfer = [json.loads(line) for line in read_lines(os.path.join(raw, "transfer.jsonl"))
-                if line.strip().startswith("{")]
+    transfer = read_jsonl(os.path.join(raw, "transfer.jsonl"))
     tr = {}
     for t in transfer:
         impl = t.get("backend") if t.get("impl") == "engine" else "torch"
@@ -272,7 +288,8 @@ def main():
     with open(os.path.join(report, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     with open(os.path.join(report, "report.json"), "w") as f:
-        json.dump({"verdict": result, "gpu": gpu, "tests": tests, "test_counts": counts,
+        json.dump({"verdict": result, "gpu": gpu, "cuda_info": info, "tests": tests,
+                   "test_counts": counts, "tests_blocking": blocking, "cudnn_algos": algos,
                    "memcheck": memcheck,
                    "stages": stages, "bench": bench,
                    "conv_targets": ct, "memory_at_80pct": [mem_ok, len(mem_rows)],
@@ -283,10 +300,16 @@ def main():
     print(f"GPU: {gpu}")
     print(f"cuda tests: {counts['passed']} passed, {counts['FAILED']} failed, "
           f"{counts['skipped']} skipped")
+    for k in ("os", "glibc", "driver_cuda", "runtime_cuda", "gpu", "cuda_libraries"):
+        if k in info:
+            print(f"{k}: {str(info[k]).replace(chr(10), '; ')}")
     for t in failed[:15]:
         print(f"  FAILED {t['test']}: {t['message'][:160]}")
-    for t in [t for t in skipped if not t["expected_skip"]][:15]:
+    unexpected = [t for t in skipped if not t["expected_skip"]]
+    for t in unexpected[:15]:
         print(f"  SKIPPED (not expected) {t['test']}: {t['message'][:160]}")
+    if len(failed) > 15 or len(unexpected) > 15:
+        print("  (every failed and skipped test is listed in report.md)")
     print(f"memcheck: {memcheck}")
     late = [f"{k} {v}" for k, v in stages.items() if not v.startswith("rc=0")]
     for line in late[:10]:

@@ -3,6 +3,7 @@
 // Registered only when a device answers (register_runtime), so a CUDA build on a machine without
 // a GPU behaves as a CPU build: CUDA tensors fail with "no allocator for device type cuda".
 #include <algorithm>
+#include <cstdlib>
 
 #include "engine/error.h"
 #include "kernels/cuda/cuda_util.h"
@@ -14,16 +15,79 @@ void throw_cuda_error(cudaError_t err, const char* call, const char* file, int l
                              cudaGetErrorString(err), " (", cudaGetErrorName(err), ")"));
 }
 
+#ifndef ENGINE_CUDA_EMU
+namespace {
+
+std::string version_str(int v) {  // 13000 -> "13.0"
+  return detail::concat(v / 1000, ".", v % 1000 / 10);
+}
+
+// Why the device cannot run this build's kernels ("" when it can): the build's architectures
+// (CMAKE_CUDA_ARCHITECTURES: "90" is sm_90 code plus compute_90 PTX, "90-real" the code alone,
+// "90-virtual" the PTX alone) against the device's compute capability. Code for sm_XY runs on
+// X.Y..X.9; PTX for compute_XY is compiled by the driver for any X.Y or newer.
+std::string arch_mismatch(int dev) {
+  const std::string archs = ENGINE_CUDA_ARCHS;
+  if (archs.empty() || archs == "native" || archs == "all" || archs == "all-major") return "";
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return "";
+  }
+  const int cc = major * 10 + minor;
+  size_t pos = 0;
+  while (pos < archs.size()) {
+    size_t end = archs.find(';', pos);
+    if (end == std::string::npos) end = archs.size();
+    const std::string a = archs.substr(pos, end - pos);
+    pos = end + 1;
+    const int n = std::atoi(a.c_str());
+    const bool real = a.find("-virtual") == std::string::npos;
+    const bool ptx = a.find("-real") == std::string::npos;
+    if ((real && n / 10 == major && n <= cc) || (ptx && n <= cc)) return "";
+  }
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, dev);
+  return detail::concat("the GPU (", prop.name, ") has compute capability ", major, ".", minor,
+                        "; this build has kernels for CUDA architectures ", archs,
+                        " only (rebuild with -DCMAKE_CUDA_ARCHITECTURES=", cc, ")");
+}
+
+}  // namespace
+#endif
+
 bool cuda_available(std::string* why) {
   static const std::string reason = [] {
     int count = 0;
     const cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) {
       cudaGetLastError();  // clear it, so that it is not reported by a later, unrelated check
-      return detail::concat("cudaGetDeviceCount: ", cudaGetErrorString(err), " (",
-                            cudaGetErrorName(err), ")");
+      std::string r = detail::concat("cudaGetDeviceCount: ", cudaGetErrorString(err), " (",
+                                     cudaGetErrorName(err), ")");
+#ifndef ENGINE_CUDA_EMU
+      // A driver older than the runtime: say both versions, so the fix is plain.
+      int driver = 0, runtime = 0;
+      cudaDriverGetVersion(&driver);
+      cudaRuntimeGetVersion(&runtime);
+      if (driver == 0)
+        r += ": no NVIDIA driver found (libcuda.so.1 did not load)";
+      else if (err == cudaErrorInsufficientDriver || driver < runtime)
+        r += detail::concat(": the driver supports CUDA ", version_str(driver),
+                            ", this build's runtime is CUDA ", version_str(runtime),
+                            " and needs a driver for CUDA ", version_str(runtime), " or newer");
+#endif
+      return r;
     }
     if (count == 0) return std::string("cudaGetDeviceCount: no CUDA device");
+#ifndef ENGINE_CUDA_EMU
+    int dev = 0;
+    if (cudaGetDevice(&dev) == cudaSuccess) {
+      const std::string arch = arch_mismatch(dev);
+      if (!arch.empty()) return arch;
+    }
+    cudaGetLastError();
+#endif
     return std::string();
   }();
   if (why) *why = reason;

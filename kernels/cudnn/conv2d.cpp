@@ -30,6 +30,9 @@
 // 110 us at the H200's 67 TFLOP/s FP32 (non-tensor) peak. Fraction of the ceiling reached: not yet
 // measured on a GPU.
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -59,6 +62,7 @@ struct ConvAlgo {
   int algo;              // a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t, by direction
   cudnnMathType_t math;  // the math type to run it with
   size_t workspace;      // bytes
+  float find_ms = 0;     // its time in Find
 };
 
 std::mutex g_cache_mu;
@@ -139,6 +143,41 @@ const Perf& pick(const std::vector<Perf>& results, int count, const ConvKey& key
   return *fallback;
 }
 
+// cuDNN's name for an algorithm of a direction (the enum's order in cudnn_cnn.h).
+const char* algo_name(Direction d, int algo) {
+  static const char* const fwd[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT",
+                                    "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+  static const char* const bwd_data[] = {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD",
+                                         "WINOGRAD_NONFUSED"};
+  static const char* const bwd_filter[] = {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD",
+                                           "WINOGRAD_NONFUSED", "FFT_TILING"};
+  const auto pick_name = [algo](const auto& names) -> const char* {
+    return algo >= 0 && algo < static_cast<int>(std::size(names)) ? names[algo] : "?";
+  };
+  switch (d) {
+    case Direction::Forward: return pick_name(fwd);
+    case Direction::BackwardData: return pick_name(bwd_data);
+    case Direction::BackwardFilter: return pick_name(bwd_filter);
+  }
+  return "?";
+}
+
+// ENGINE_CUDNN_LOG_ALGOS=1: one JSON line on stderr per shape when its algorithm is chosen
+// (tools/gpu_check.sh collects them beside the benchmark: which algorithm cuDNN ran for each conv
+// shape is what the native kernels are measured against).
+void log_choice(const ConvKey& k, const ConvAlgo& a) {
+  static const bool on = [] {
+    const char* e = std::getenv("ENGINE_CUDNN_LOG_ALGOS");
+    return e && *e && std::string(e) != "0";
+  }();
+  if (!on) return;
+  std::fprintf(stderr,
+               "{\"cudnn_algo\": \"%s\", \"algo_id\": %d, \"shape\": \"%s\", \"find_ms\": %.4f, "
+               "\"workspace_bytes\": %zu, \"math\": \"%s\"}\n",
+               algo_name(k.direction, a.algo), a.algo, key_str(k).c_str(), a.find_ms, a.workspace,
+               a.math == CUDNN_FMA_MATH ? "fma" : "default");
+}
+
 // The algorithm for c.key: looked up, or found by `find` on the first call (under the lock, so
 // two threads never time the same shape at once; Find is a one-off cost per shape).
 template <typename FindFn>
@@ -148,6 +187,7 @@ ConvAlgo algorithm(const ConvCall& c, FindFn find) {
   if (it != g_cache.end()) return it->second;
   const ConvAlgo a = find();
   g_cache.emplace(c.key, a);
+  log_choice(c.key, a);
   return a;
 }
 
@@ -171,7 +211,7 @@ ConvAlgo find_forward(ConvCall& c, const float* x, const float* w, float* y) {
         ws.as<void>(), kMaxWorkspaceBytes));
   }
   const auto& best = pick(results, count, c.key);
-  ConvAlgo a{best.algo, run_math(c.key, best.mathType), best.memory};
+  ConvAlgo a{best.algo, run_math(c.key, best.mathType), best.memory, best.time};
   c.set_math(a.math);
   size_t bytes = 0;
   ENGINE_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle(), c.xd, c.wd, c.conv, c.yd,
@@ -192,7 +232,7 @@ ConvAlgo find_backward_data(ConvCall& c, const float* gy, const float* w, float*
         ws.as<void>(), kMaxWorkspaceBytes));
   }
   const auto& best = pick(results, count, c.key);
-  ConvAlgo a{best.algo, run_math(c.key, best.mathType), best.memory};
+  ConvAlgo a{best.algo, run_math(c.key, best.mathType), best.memory, best.time};
   c.set_math(a.math);
   size_t bytes = 0;
   ENGINE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle(), c.wd, c.yd, c.conv,
@@ -213,7 +253,7 @@ ConvAlgo find_backward_filter(ConvCall& c, const float* gy, const float* x, floa
         ws.as<void>(), kMaxWorkspaceBytes));
   }
   const auto& best = pick(results, count, c.key);
-  ConvAlgo a{best.algo, run_math(c.key, best.mathType), best.memory};
+  ConvAlgo a{best.algo, run_math(c.key, best.mathType), best.memory, best.time};
   c.set_math(a.math);
   size_t bytes = 0;
   ENGINE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle(), c.xd, c.yd, c.conv,

@@ -21,6 +21,7 @@
 
 #include "engine/op_table.h"
 #include "kernels/cuda/cuda_util.h"
+#include "kernels/cudnn/dynload.h"  // after cudnn.h/cublas_v2.h: the calls go through dlopen
 
 namespace engine::cudnn {
 
@@ -102,12 +103,14 @@ Fn native_kernel(Fn KernelTable::*slot, const char* name) {
 // ---- RAII descriptors ----
 
 // Owns one cuDNN descriptor: created in the constructor, destroyed in the destructor, movable.
-template <typename T, cudnnStatus_t (*Create)(T*), cudnnStatus_t (*Destroy)(T)>
+// Ops names the descriptor kind's create and destroy calls (static functions, since the cuDNN
+// functions are resolved at run time and cannot be template arguments themselves).
+template <typename T, typename Ops>
 class Descriptor {
  public:
-  Descriptor() { ENGINE_CUDNN_CHECK(Create(&d_)); }
+  Descriptor() { ENGINE_CUDNN_CHECK(Ops::create(&d_)); }
   ~Descriptor() {
-    if (d_) Destroy(d_);  // cannot fail for a descriptor we created; never throw here
+    if (d_) Ops::destroy(d_);  // cannot fail for a descriptor we created; never throw here
   }
   Descriptor(Descriptor&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
   Descriptor& operator=(Descriptor&& o) noexcept {
@@ -122,16 +125,23 @@ class Descriptor {
   T d_ = nullptr;
 };
 
-using TensorDesc =
-    Descriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
-using FilterDesc =
-    Descriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
-using ConvDesc = Descriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor,
-                            cudnnDestroyConvolutionDescriptor>;
-using PoolDesc = Descriptor<cudnnPoolingDescriptor_t, cudnnCreatePoolingDescriptor,
-                            cudnnDestroyPoolingDescriptor>;
-using ActivationDesc = Descriptor<cudnnActivationDescriptor_t, cudnnCreateActivationDescriptor,
-                                  cudnnDestroyActivationDescriptor>;
+#define ENGINE_CUDNN_DESCRIPTOR(Name, T, create_fn, destroy_fn)              \
+  struct Name##Ops {                                                         \
+    static cudnnStatus_t create(T* d) { return create_fn(d); }               \
+    static cudnnStatus_t destroy(T d) { return destroy_fn(d); }              \
+  };                                                                         \
+  using Name = Descriptor<T, Name##Ops>;
+ENGINE_CUDNN_DESCRIPTOR(TensorDesc, cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor,
+                        cudnnDestroyTensorDescriptor)
+ENGINE_CUDNN_DESCRIPTOR(FilterDesc, cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor,
+                        cudnnDestroyFilterDescriptor)
+ENGINE_CUDNN_DESCRIPTOR(ConvDesc, cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor,
+                        cudnnDestroyConvolutionDescriptor)
+ENGINE_CUDNN_DESCRIPTOR(PoolDesc, cudnnPoolingDescriptor_t, cudnnCreatePoolingDescriptor,
+                        cudnnDestroyPoolingDescriptor)
+ENGINE_CUDNN_DESCRIPTOR(ActivationDesc, cudnnActivationDescriptor_t,
+                        cudnnCreateActivationDescriptor, cudnnDestroyActivationDescriptor)
+#undef ENGINE_CUDNN_DESCRIPTOR
 
 // A packed NCHW float32 tensor [n, c, h, w].
 TensorDesc tensor_desc(int64_t n, int64_t c, int64_t h, int64_t w);

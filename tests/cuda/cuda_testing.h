@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
@@ -89,13 +90,24 @@ struct Tol {
 };
 constexpr Tol kExact{0, 0};
 
+// ENGINE_REQUIRE_GPU=1 (tools/gpu_check.sh sets it on the GPU machine): a GPU must be there, so a
+// test that would skip for want of one fails instead, with the same reason. A check on a GPU
+// machine cannot then read as passed because nothing ran.
+inline bool gpu_required() {
+  const char* e = std::getenv("ENGINE_REQUIRE_GPU");
+  return e && *e && std::string(e) != "0";
+}
+
 }  // namespace engine::testing
 
-#define ENGINE_REQUIRE_CUDA()                                   \
-  do {                                                          \
-    std::string engine_why_;                                    \
-    if (!::engine::testing::cuda_ready(&engine_why_))           \
-      GTEST_SKIP() << "no usable CUDA device: " << engine_why_; \
+#define ENGINE_REQUIRE_CUDA()                                                               \
+  do {                                                                                      \
+    std::string engine_why_;                                                                \
+    if (!::engine::testing::cuda_ready(&engine_why_)) {                                     \
+      if (::engine::testing::gpu_required())                                                \
+        FAIL() << "no usable CUDA device (ENGINE_REQUIRE_GPU is set): " << engine_why_;     \
+      GTEST_SKIP() << "no usable CUDA device: " << engine_why_;                             \
+    }                                                                                       \
   } while (0)
 
 // ours and ref element-wise within tol (a NaN or infinity on either side fails).

@@ -20,9 +20,35 @@ namespace {
 
 #ifdef ENGINE_HAVE_CUDNN
 
+// cuBLAS and cuDNN are loaded at run time: where they are missing these tests skip, saying what
+// was looked for where (and fail under ENGINE_REQUIRE_GPU, as on the GPU machine).
+#define ENGINE_REQUIRE_CUDA_LIBRARIES()                                                  \
+  do {                                                                                   \
+    std::string engine_why_;                                                             \
+    if (!cudnn::dyn::libraries_available(&engine_why_)) {                                \
+      if (::engine::testing::gpu_required()) FAIL() << engine_why_;                     \
+      GTEST_SKIP() << engine_why_;                                                       \
+    }                                                                                    \
+  } while (0)
+
+// ---- run-time loading ----
+
+// Both libraries load here (the toolkit's folder, or ENGINE_CUDA_LIBRARY_PATH), each described
+// with its version and path; a function is resolved to the library's own symbol.
+TEST(CudnnLibraries, LoadWithVersionAndPath) {
+  ENGINE_REQUIRE_CUDA_LIBRARIES();
+  const std::string d = cudnn::dyn::libraries_description();
+  EXPECT_NE(d.find("cuBLAS " + std::to_string(CUBLAS_VER_MAJOR) + "."), std::string::npos) << d;
+  EXPECT_NE(d.find("cuDNN " + std::to_string(CUDNN_MAJOR) + "."), std::string::npos) << d;
+  EXPECT_NE(d.find("/libcudnn.so." + std::to_string(CUDNN_MAJOR)), std::string::npos) << d;
+  EXPECT_EQ(cudnnGetVersion() / 10000, static_cast<size_t>(CUDNN_MAJOR));
+  EXPECT_THROW(cudnn::dyn::symbol(cudnn::dyn::Lib::Cudnn, "cudnnNoSuchFunction"), Error);
+}
+
 // ---- checked-call messages (no GPU needed) ----
 
 TEST(CudnnCheck, MessageNamesCallFileLineAndStatus) {
+  ENGINE_REQUIRE_CUDA_LIBRARIES();
   cudnnTensorDescriptor_t d = nullptr;
   ASSERT_EQ(cudnnCreateTensorDescriptor(&d), CUDNN_STATUS_SUCCESS);
   const auto nchw = CUDNN_TENSOR_NCHW;
@@ -43,6 +69,7 @@ TEST(CudnnCheck, MessageNamesCallFileLineAndStatus) {
 }
 
 TEST(CudnnCheck, CublasMessageNamesCallFileLineAndStatus) {
+  ENGINE_REQUIRE_CUDA_LIBRARIES();
   auto invalid = [] { return CUBLAS_STATUS_INVALID_VALUE; };
   std::string msg;
   int line = 0;

@@ -42,15 +42,15 @@ engine::Device choose_device(const std::string& want, const std::string& backend
     return engine::Device::cuda();
   }
   ENGINE_CHECK(want == "auto", "--device ", want, ": must be auto, cpu or cuda");
-  // auto: the GPU when there is one whose backend runs convolutions.
+  // auto: the GPU when there is one whose backend runs convolutions. (The default backend is
+  // resolved only with a GPU: that loads cuDNN, which a CPU run has no use for.)
+  if (!have) return engine::Device::cpu();
   const engine::Backend b = engine::default_cuda_backend();
-  if (have && engine::supports(b, &engine::KernelTable::conv2d_forward)) {
+  if (engine::supports(b, &engine::KernelTable::conv2d_forward)) {
     return engine::Device::cuda();
   }
-  if (have) {
-    std::printf("note: the %s CUDA backend has no conv2d kernel in this build; running on the CPU\n",
-                engine::backend_name(b));
-  }
+  std::printf("note: the %s CUDA backend has no conv2d kernel in this build; running on the CPU\n",
+              engine::backend_name(b));
   return engine::Device::cpu();
 }
 
