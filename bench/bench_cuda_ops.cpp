@@ -12,7 +12,8 @@
 // in the native one (the cudnn backend runs the native kernel there) has no cudnn row: it would
 // only time the native kernel again under another name.
 //
-//   bench_cuda_ops [--iters 10] [--benchmark_filter=conv/custom] [--benchmark_format=json]
+//   bench_cuda_ops [--iters 10] [--json-lines FILE] [--benchmark_filter=conv/custom]
+//                  [--benchmark_format=json]
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -479,11 +480,47 @@ void register_all() {
 
 }  // namespace
 
+// --json-lines FILE: beside the console table, one JSON line per case appended to FILE as soon
+// as the case ends (name, median_ms, gflops or gbps, or its error), so a run cut short by a time
+// limit keeps every case it finished (Google Benchmark's own JSON is written only at the end).
+class JsonLinesReporter : public benchmark::ConsoleReporter {
+ public:
+  explicit JsonLinesReporter(std::FILE* f) : f_(f) {}
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& r : runs) {
+      std::string name = r.benchmark_name();
+      name = name.substr(0, name.find("/iterations:"));
+      std::string line = "{\"name\": \"" + name + "\"";
+      if (r.error_occurred) {
+        std::string msg;
+        for (char c : r.error_message) msg += (c == '"' || c == '\\') ? ' ' : c;
+        line += ", \"error\": \"" + msg + "\"";
+      }
+      for (const auto& [k, c] : r.counters) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.6g", static_cast<double>(c.value));
+        line += ", \"" + k + "\": " + buf;
+      }
+      std::fprintf(f_, "%s}\n", line.c_str());
+    }
+    std::fflush(f_);
+  }
+
+ private:
+  std::FILE* f_;
+};
+
 int main(int argc, char** argv) {
   std::vector<char*> args;
+  const char* json_lines = nullptr;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
       g_iters = std::max(1, std::atoi(argv[++i]));
+      continue;
+    }
+    if (std::strcmp(argv[i], "--json-lines") == 0 && i + 1 < argc) {
+      json_lines = argv[++i];
       continue;
     }
     args.push_back(argv[i]);
@@ -499,7 +536,19 @@ int main(int argc, char** argv) {
   register_all();
   int n = static_cast<int>(args.size());
   benchmark::Initialize(&n, args.data());
-  benchmark::RunSpecifiedBenchmarks();
+  if (json_lines) {
+    std::FILE* f = std::fopen(json_lines, "a");
+    if (!f) {
+      std::fprintf(stderr, "bench_cuda_ops: --json-lines %s: cannot open for appending\n",
+                   json_lines);
+      return 2;
+    }
+    JsonLinesReporter reporter(f);
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    std::fclose(f);
+  } else {
+    benchmark::RunSpecifiedBenchmarks();
+  }
   benchmark::Shutdown();
   return 0;
 }
