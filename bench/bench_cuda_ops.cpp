@@ -1,6 +1,7 @@
 // CUDA kernels, native against cuDNN/cuBLAS, one Google Benchmark case per (op, shape, pass,
-// backend): every conv layer shape of the four custom CNNs (batch 64, 64x64 input) and of
-// ResNet-50 and MobileNetV2 (batch 64, 224x224), their linear layers, and the memory-bound ops on
+// backend): every conv layer shape of the four custom CNNs (64x64 input) and of ResNet-50 and
+// MobileNetV2 (224x224) and their linear layers, each at batch 8 and 64 (the label's _b8, _b64;
+// native conv rows carry the planner's choice as their label), and the memory-bound ops on
 // tensors larger than the H200's 60 MB L2, beside a device-to-device copy of the same size (the
 // bandwidth ceiling the memory-bound kernels are held to). Kernels are called through the op
 // table directly, on preallocated tensors, so op-level checks and allocation stay out of the
@@ -25,6 +26,7 @@
 
 #include "engine/op_table.h"
 #include "engine/random.h"
+#include "kernels/cuda/conv2d_plan.h"
 #include "kernels/cuda/cuda_util.h"
 
 using namespace engine;
@@ -94,6 +96,9 @@ struct ConvShape {
   int64_t n, cin, cout, hw, k, stride, pad, groups;
 };
 
+// Every layer at batch 8 (where a GEMM's output tiles alone fill under half an H200) and 64.
+constexpr int64_t kBatches[] = {8, 64};
+
 std::vector<ConvShape> conv_shapes() {
   std::vector<ConvShape> v;
   // The four custom CNNs share their convolutions: 3x3 pad 1, three blocks of three.
@@ -133,15 +138,22 @@ std::vector<ConvShape> conv_shapes() {
                            {96, 576, 14}, {576, 96, 14}, {576, 160, 7}, {160, 960, 7},
                            {960, 160, 7}, {960, 320, 7}, {320, 1280, 7}};
   for (auto& p : pw) v.push_back({"mobilenetv2", 64, p[0], p[1], p[2], 1, 1, 0, 1});
-  return v;
+  std::vector<ConvShape> batched;
+  for (int64_t n : kBatches)
+    for (ConvShape c : v) {
+      c.n = n;
+      batched.push_back(c);
+    }
+  return batched;
 }
 
 std::string conv_label(const ConvShape& c) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%s/%lldx%lld@%lld/k%lld_s%lld%s", c.net.c_str(),
+  char buf[112];
+  std::snprintf(buf, sizeof buf, "%s/%lldx%lld@%lld_b%lld/k%lld_s%lld%s", c.net.c_str(),
                 static_cast<long long>(c.cin), static_cast<long long>(c.cout),
-                static_cast<long long>(c.hw), static_cast<long long>(c.k),
-                static_cast<long long>(c.stride), c.groups > 1 ? "_dw" : "");
+                static_cast<long long>(c.hw), static_cast<long long>(c.n),
+                static_cast<long long>(c.k), static_cast<long long>(c.stride),
+                c.groups > 1 ? "_dw" : "");
   return buf;
 }
 
@@ -164,6 +176,12 @@ void bench_conv(benchmark::State& state, ConvShape c, std::string pass, std::str
   if (pass == "fwd") fn = [&] { t.conv2d_forward(x, w, b, y, p); };
   if (pass == "bwd_data") fn = [&] { t.conv2d_backward_data(gy, w, gx, p); };
   if (pass == "bwd_weight") fn = [&] { t.conv2d_backward_weight(gy, x, gw, gb, p); };
+  if (backend == "native") {
+    const cuda::ConvPass which = pass == "fwd"        ? cuda::ConvPass::Forward
+                                 : pass == "bwd_data" ? cuda::ConvPass::BackwardData
+                                                      : cuda::ConvPass::BackwardWeight;
+    state.SetLabel(cuda::conv_plan_str(cuda::conv2d_plan(which, x.shape(), w.shape(), p)));
+  }
   const double s = time_kernel(state, fn);
   const double flops = 2.0 * c.n * oh * oh * c.cout * (c.cin / c.groups) * c.k * c.k;
   state.counters["gflops"] = s > 0 ? flops / s * 1e-9 : 0;
@@ -447,14 +465,20 @@ void register_all() {
             ->Iterations(g_iters)
             ->Unit(benchmark::kMillisecond);
       }
-  const std::vector<LinearShape> linears = {
-      {"custom_fc1", 64, 65536, 256},     {"custom_fc2", 64, 256, 256},
-      {"custom_fc3", 64, 256, 6},         {"resnet50_fc", 64, 2048, 1000},
-      {"mobilenetv2_fc", 64, 1280, 1000}, {"ensemble_head", 64, 12, 6}};
+  std::vector<LinearShape> linears;
+  for (int64_t n : kBatches)
+    for (const LinearShape& l : {LinearShape{"custom_fc1", n, 65536, 256},
+                                 LinearShape{"custom_fc2", n, 256, 256},
+                                 LinearShape{"custom_fc3", n, 256, 6},
+                                 LinearShape{"resnet50_fc", n, 2048, 1000},
+                                 LinearShape{"mobilenetv2_fc", n, 1280, 1000},
+                                 LinearShape{"ensemble_head", n, 12, 6}})
+      linears.push_back(l);
   for (const LinearShape& l : linears)
     for (const TimedCase& pass : kLinearPasses)
       for (const std::string& be : backends) {
-        const std::string label = "linear/" + l.net + "/" + pass.name;
+        const std::string label =
+            "linear/" + l.net + "_b" + std::to_string(l.n) + "/" + pass.name;
         if (!has_slot_for(backend_of(be), "linear") || !own_row(be, label, pass)) continue;
         benchmark::RegisterBenchmark((label + "/" + be).c_str(), bench_linear, l,
                                      std::string(pass.name), be)

@@ -1,9 +1,13 @@
-// Native CUDA conv2d: conv2d_implicit_gemm for every convolution, conv2d_depthwise_direct for
-// groups == Cin == Cout (MobileNetV2's depthwise layers). Plain FP32 FMA throughout (no TF32).
+// Native CUDA conv2d and its planner. Algorithms (conv2d_plan.h names them), chosen per pass and
+// shape: conv2d_implicit_gemm for every convolution, conv2d_winograd_f2x3 (conv2d_winograd.cu)
+// for 3x3 stride-1 layers where the model finds it cheaper, conv2d_direct_small_cin for the
+// forward of layers with at most 4 input channels, conv2d_depthwise_direct for groups == Cin ==
+// Cout (MobileNetV2's depthwise layers). Plain FP32 FMA throughout (no TF32).
 //
-// conv2d_implicit_gemm. All three passes are one tiled GEMM kernel (`implicit_gemm`) whose operands
-// are never materialised: an operand functor gathers element (k, r) of the virtual im2col matrix
-// from the NCHW tensor on the fly (zero for padding and out-of-range indices), per group:
+// conv2d_implicit_gemm. All three passes run the implicit-GEMM core (conv2d_gemm.cuh), whose
+// operands are never materialised: an operand functor of this file gathers element (k, r) of the
+// virtual im2col matrix from the NCHW tensor on the fly (zero for padding and out-of-range
+// indices), per group:
 //   forward        y[m, co]  = sum_k  x_patch[k, m] * w[co, k]   M = N*OH*OW, Ncols = Cout/G,
 //                                                                K = Cin/G*kH*kW (bias and
 //                                                                activation in the epilogue)
@@ -12,16 +16,19 @@
 //                  oh*s = ih + p - kh*d (zero where that is not a multiple of the stride or out of
 //                  range), so every gx element is written once (no atomics, no zeroing).
 //   backward weight gw[co, j] = sum_k gy[k, co] * x_patch[k, j]   M = Cout/G, Ncols = Cin/G*kH*kW,
-//                  K = N*OH*OW; split over K into a [splits, Cout, Cin/G*kH*kW] scratch and summed
-//                  in a fixed order by a second kernel when the output alone has too few tiles to
-//                  fill the GPU (the 3->32 first layer: 32 x 27 outputs, K = 262144 at batch 64).
-// A block of 256 threads computes a BM x BN tile of C in K-steps of 8: both operand tiles are
-// staged through shared memory, double-buffered (the next step's global loads are issued before
-// the current step's FMAs), and each thread accumulates a TM x TN register micro-tile (8x8 in the
-// 128x128 tile) from float4 reads of shared memory. The tile shape is chosen per problem from six
-// (128x128, 128x64, 64x128, 256x32, 32x256, 64x64) by a model of waves x work per block, so the
-// 32-channel first layer gets 256x32 tiles and the 1024-channel 16x16 layers 128x128.
-// Grid: (M tiles, Ncols tiles, groups x splits).
+//                  K = N*OH*OW.
+// The core's planner picks the tile shape and a split of K of any count, by a model of whole
+// waves (SM count x resident blocks per SM from the occupancy API) plus the split's partial-sum
+// traffic. Any pass may split: its slices write [splits, output] scratch, summed in a fixed order
+// by sum_splits (which applies the forward's bias and activation after the sum), so results are
+// deterministic and no float atomics are used. The batch-8 1024-channel layers at 16x16 (M 2048,
+// N 1024: 128 tiles of 128x128 for 264 resident slots) split K in two; the 3->32 first layer's
+// backward weight (32 x 27 outputs, K = 262144 at batch 64) in hundreds.
+//
+// conv2d_direct_small_cin (forward, Cin <= 4, one group): a block stages the weights of 16 output
+// channels in shared memory and each thread computes one output pixel for those 16 channels,
+// every loaded input feeding 16 FMAs, where a GEMM tile of 32 columns would be mostly padding
+// (K = 27 for the 3->32 first layer).
 //
 // Forward epilogue: y = act(acc + b) as each accumulator is stored, act from
 // Conv2dParams::activation (ReLU, ReLU6, Sigmoid, Tanh: cuda_util.h's act_forward, the activation
@@ -33,28 +40,38 @@
 // one thread per input (taps whose output position is not a multiple of the stride skip), backward
 // weight one block per (channel, slice of N*OH*OW) reducing up to 9 taps at once with warp
 // shuffles, slices summed in a fixed order. The bias gradient is its own reduction (block per
-// (channel, slice)), the same for both algorithms. Every reduction is deterministic: no float
-// atomics anywhere.
+// (channel, slice)), the same for all algorithms. Every reduction is deterministic.
 //
 // Work for typical shapes (batch 64): the study's 256->256 3x3 conv at 32x32 is 77.3 GFLOP per
 // pass and moves ~136 MB (x, y 67 MB each, w 2.4 MB): compute bound, 1.15 ms at the H200's
 // 67 TFLOP/s FP32. MobileNetV2's 144-channel 3x3 depthwise conv at 56x56 is 0.52 GFLOP and moves
-// 231 MB: memory bound, 48 us at 4.8 TB/s. Fraction of the ceiling reached: not yet measured on a
-// GPU.
-// Registers (nvcc 13.0 -Xptxas -v, sm_90): __launch_bounds__(256, 2) caps implicit_gemm at 128;
-// every instantiation fits without spilling except the 128x128 backward-weight one (40 bytes of
-// spill loads, 24 of stack: its staging keeps 4 rows x 3 ints of x-patch state beside 64
-// accumulators). To time on the GPU against 128x64 there (ENGINE_CUDA_CONV_TILE=128x64 forces it).
+// 231 MB: memory bound, 48 us at 4.8 TB/s. Speed has not been measured on a GPU (the planner's
+// figures are its model's, from datasheet numbers).
+// Registers (nvcc 13.0 -Xptxas -v, sm_90, before the split-K and Winograd changes):
+// __launch_bounds__(256, 2) caps implicit_gemm at 128; every instantiation fitted without spilling
+// except the 128x128 backward-weight one (40 bytes of spill loads, 24 of stack).
+// ENGINE_CUDA_CONV_ALGO, ENGINE_CUDA_CONV_TILE, ENGINE_CUDA_CONV_SPLITS force a choice and
+// ENGINE_CUDA_CONV_LOG=1 prints each plan (conv2d_plan.h, conv2d_gemm.cuh).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <string>
 
-#include "kernels/cuda/cuda_util.h"
+#include "kernels/cuda/conv2d_gemm.cuh"
+#include "kernels/cuda/conv2d_plan.h"
+#include "kernels/cuda/conv2d_winograd.h"
 
 namespace engine::cuda {
 namespace {
+
+using gemm::ceil_div;
+using gemm::GemmPlan;
+using gemm::inside;
+using gemm::kInvalid;
+using gemm::NoActivation;
+using gemm::sm_count;
+using gemm::with_activation;
 
 // ---------------------------------------------------------------------------------------------
 // Shared pieces.
@@ -65,18 +82,8 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) {
   kernel<<<grid, block, 0, stream()>>>(args...);
   ENGINE_CUDA_CHECK(cudaGetLastError());
 }
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-int sm_count() {
-  static const int n = [] {
-    int dev = 0, count = 0;
-    ENGINE_CUDA_CHECK(cudaGetDevice(&dev));
-    ENGINE_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev));
-    return count;
-  }();
-  return n;
-}
+// The same as a callable object, for gemm::run_gemm.
+constexpr auto kLaunch = [](auto... a) { launch(a...); };
 
 // Division by a divisor fixed for a whole launch, as a multiply-high and a shift (Granlund and
 // Montgomery's method, as in CUTLASS's FastDivmod and PyTorch's IntDivider): the index decoding of
@@ -135,37 +142,6 @@ Geom conv_geom(const Shape& x, const Shape& w, const Shape& y, const Conv2dParam
 
 bool is_depthwise(const Geom& g) { return g.groups == g.cin && g.groups == g.cout; }
 
-// The forward epilogue's activation (Conv2dParams::activation), applied after the bias: a type,
-// so each kernel is compiled for one and its store has no switch. act_forward is cuda_util.h's,
-// the activation kernels' own.
-struct NoActivation {
-  __device__ __forceinline__ float operator()(float v) const { return v; }
-};
-template <Activation A>
-struct WithActivation {
-  __device__ __forceinline__ float operator()(float v) const { return act_forward<A>(v); }
-};
-
-// Calls f(act) with act the functor for a (NoActivation when a is empty).
-template <class F>
-void with_activation(const std::optional<Activation>& a, F&& f) {
-  if (!a) return f(NoActivation{});
-  switch (*a) {
-    case Activation::ReLU:
-      return f(WithActivation<Activation::ReLU>{});
-    case Activation::ReLU6:
-      return f(WithActivation<Activation::ReLU6>{});
-    case Activation::Sigmoid:
-      return f(WithActivation<Activation::Sigmoid>{});
-    case Activation::Tanh:
-      return f(WithActivation<Activation::Tanh>{});
-  }
-}
-
-__device__ __forceinline__ bool inside(int i, int n) {
-  return static_cast<unsigned>(i) < static_cast<unsigned>(n);  // 0 <= i < n
-}
-
 __device__ __forceinline__ float warp_sum(float v) {
   for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
   return v;
@@ -189,18 +165,24 @@ __device__ float block_sum(float (&v)[T]) {
   return total;
 }
 
-// out[i] = sum over s < splits of part[s*n + i], s in order.
-__global__ void sum_splits_kernel(const float* part, int splits, int64_t n, float* out) {
+// out[i] = act(sum over s < splits of part[s*n + i], s in order, + bias[(i / plane) % channels]):
+// the fixed-order reduction of split-K partial sums, with the forward epilogue where the GEMM
+// could not apply it (bias may be null; plane, channels: OH*OW, Cout for y's layout).
+template <class Act>
+__global__ void sum_splits_kernel(const float* part, int splits, int64_t n, const float* bias,
+                                  int64_t plane, int64_t channels, float* out) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
     float s = 0.f;
     for (int k = 0; k < splits; ++k) s += part[k * n + i];
-    out[i] = s;
+    out[i] = Act{}(bias ? s + bias[(i / plane) % channels] : s);
   }
 }
 
-void sum_splits(const float* part, int splits, int64_t n, float* out) {
-  launch(sum_splits_kernel, grid_for(n), kBlock, part, splits, n, out);
+template <class Act = NoActivation>
+void sum_splits(const float* part, int splits, int64_t n, float* out, const float* bias = nullptr,
+                int64_t plane = 1, int64_t channels = 1) {
+  launch(sum_splits_kernel<Act>, grid_for(n), kBlock, part, splits, n, bias, plane, channels, out);
 }
 
 // A reduction over K = N*OH*OW elements per channel runs as channels x splits blocks: enough
@@ -209,265 +191,6 @@ int reduction_splits(int64_t channels, int64_t k) {
   constexpr int64_t kMinSliceK = 4096;
   const int64_t want = ceil_div(4 * sm_count(), channels);
   return static_cast<int>(std::clamp<int64_t>(std::min(want, ceil_div(k, kMinSliceK)), 1, 65535));
-}
-
-// ---------------------------------------------------------------------------------------------
-// The implicit GEMM: C[m, n] = sum_k A[k, m] * B[k, n], per group.
-//
-// An operand (A: R = M rows, B: R = Ncols rows) is a functor over its virtual K x R matrix:
-//   static constexpr bool kRowContiguous;  // neighbouring rows are neighbouring addresses (else
-//                                          // neighbouring k are): decides the staging map below
-//   struct Row; Row row(int r) const;      // per-row state, decoded once per block tile
-//   struct Col; Col col(int k) const;      // per-k state, decoded once per K-step
-//   float load(Row, Col) const;            // the element, 0 outside (r >= R, k >= K, padding)
-//   void bind(int group);                  // move the pointers to one group's slice
-// The epilogue: Row row(int m) const; void store(Row, int n, float v) const;
-// void bind(int group, int split).
-
-constexpr int kGemmThreads = 256;
-constexpr int kBK = 8;   // K-step; kGemmThreads / kBK = 32 rows staged per pass (see Stager)
-constexpr int kPad = 4;  // shared row padding: keeps float4 alignment and makes the k-contiguous
-                         // staging stores (4 rows x 8 k per warp) hit 32 distinct banks
-// An index offset that drives every bounds check of a gather negative, even added to another one.
-constexpr int kInvalid = -(1 << 29);
-static_assert(kGemmThreads % kBK == 0 && kGemmThreads / kBK == 32, "a warp stages 32 rows");
-
-template <int BM_, int BN_, int TM_, int TN_>
-struct TileShape {
-  static constexpr int BM = BM_, BN = BN_, TM = TM_, TN = TN_;
-  static_assert((BM / TM) * (BN / TN) == kGemmThreads, "one micro-tile per thread");
-  static_assert(BM % 32 == 0 && BN % 32 == 0 && TM % 4 == 0 && TN % 4 == 0, "float4 reads");
-};
-
-// Stages one operand's kBK x R tile per K-step: fetch() loads this thread's elements of it into
-// registers, stash() writes them to shared memory. Which elements depends on the operand's layout,
-// so that the loads of a warp are neighbouring addresses:
-//   row-contiguous: a warp takes 32 neighbouring rows at one k (one 128-byte gather for a
-//     stride-1 image); a thread keeps one Row for the whole tile and decodes E Cols per step;
-//   k-contiguous: a warp takes 8 neighbouring k of 4 rows; a thread keeps E Rows and decodes one
-//     Col per step.
-template <class Op, int R, bool kRowContiguous = Op::kRowContiguous>
-struct Stager;
-
-template <class Op, int R>
-struct Stager<Op, R, true> {
-  static_assert(kGemmThreads % R == 0, "whole k rows per pass");
-  static constexpr int E = R * kBK / kGemmThreads, kStep = kGemmThreads / R;
-  int r, kk;
-  typename Op::Row row;
-  float v[E];
-  __device__ Stager(const Op& op, int r0, int tid) : r(tid % R), kk(tid / R) {
-    row = op.row(r0 + r);
-  }
-  __device__ void fetch(const Op& op, int k0) {
-#pragma unroll
-    for (int e = 0; e < E; ++e) v[e] = op.load(row, op.col(k0 + kk + e * kStep));
-  }
-  __device__ void stash(float (*tile)[R + kPad]) const {
-#pragma unroll
-    for (int e = 0; e < E; ++e) tile[kk + e * kStep][r] = v[e];
-  }
-};
-
-template <class Op, int R>
-struct Stager<Op, R, false> {
-  static constexpr int E = R / 32;
-  int r, kk;
-  typename Op::Row rows[E];
-  float v[E];
-  __device__ Stager(const Op& op, int r0, int tid) : r(tid / kBK), kk(tid % kBK) {
-#pragma unroll
-    for (int e = 0; e < E; ++e) rows[e] = op.row(r0 + r + 32 * e);
-  }
-  __device__ void fetch(const Op& op, int k0) {
-    const typename Op::Col c = op.col(k0 + kk);
-#pragma unroll
-    for (int e = 0; e < E; ++e) v[e] = op.load(rows[e], c);
-  }
-  __device__ void stash(float (*tile)[R + kPad]) const {
-#pragma unroll
-    for (int e = 0; e < E; ++e) tile[kk][r + 32 * e] = v[e];
-  }
-};
-
-template <class T, class A, class B, class E>
-__global__ void __launch_bounds__(kGemmThreads, 2)
-    implicit_gemm(A a, B b, E e, int M, int N, int K, int k_chunk, int splits) {
-  constexpr int BM = T::BM, BN = T::BN, TM = T::TM, TN = T::TN;
-  // Micro-tile row i of a thread is at ty*4 + (i%4) + (i/4)*kStrideM within the block tile: float4
-  // chunks spread over the tile, so the threads of a quarter-warp read consecutive float4s.
-  constexpr int kStrideM = 4 * (BM / TM), kStrideN = 4 * (BN / TN);
-  __shared__ __align__(16) float As[2][kBK][BM + kPad];
-  __shared__ __align__(16) float Bs[2][kBK][BN + kPad];
-
-  const int tid = threadIdx.x;
-  const int group = blockIdx.z / splits, split = blockIdx.z % splits;
-  a.bind(group);
-  b.bind(group);
-  e.bind(group, split);
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-  const int k_begin = split * k_chunk, k_end = min(K, k_begin + k_chunk);
-
-  Stager<A, BM> a_stage(a, m0, tid);
-  Stager<B, BN> b_stage(b, n0, tid);
-  auto fetch = [&](int k0) {  // global -> registers
-    a_stage.fetch(a, k0);
-    b_stage.fetch(b, k0);
-  };
-  auto stash = [&](int buf) {  // registers -> shared
-    a_stage.stash(As[buf]);
-    b_stage.stash(Bs[buf]);
-  };
-
-  // ty fastest within a warp: the epilogue's stores of neighbouring threads are neighbouring m,
-  // which is neighbouring addresses in y and gx.
-  const int ty = tid % (BM / TM), tx = tid / (BM / TM);
-  float acc[TM][TN] = {};
-  const int steps = k_end > k_begin ? (k_end - k_begin + kBK - 1) / kBK : 0;  // block-uniform
-  if (steps > 0) {
-    fetch(k_begin);
-    stash(0);
-  }
-  __syncthreads();
-  for (int s = 0; s < steps; ++s) {
-    const int buf = s & 1;
-    // Buffer buf^1 was last read in step s-1, which every thread finished before the barrier
-    // that ended it; so one barrier per step suffices.
-    if (s + 1 < steps) fetch(k_begin + (s + 1) * kBK);
-#pragma unroll
-    for (int k = 0; k < kBK; ++k) {
-      float af[TM], bf[TN];
-#pragma unroll
-      for (int c = 0; c < TM / 4; ++c) {
-        const float4 v = *reinterpret_cast<const float4*>(&As[buf][k][c * kStrideM + ty * 4]);
-        af[4 * c] = v.x, af[4 * c + 1] = v.y, af[4 * c + 2] = v.z, af[4 * c + 3] = v.w;
-      }
-#pragma unroll
-      for (int c = 0; c < TN / 4; ++c) {
-        const float4 v = *reinterpret_cast<const float4*>(&Bs[buf][k][c * kStrideN + tx * 4]);
-        bf[4 * c] = v.x, bf[4 * c + 1] = v.y, bf[4 * c + 2] = v.z, bf[4 * c + 3] = v.w;
-      }
-#pragma unroll
-      for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(af[i], bf[j], acc[i][j]);
-    }
-    if (s + 1 < steps) stash(buf ^ 1);
-    __syncthreads();
-  }
-
-#pragma unroll
-  for (int i = 0; i < TM; ++i) {
-    const int m = m0 + (i / 4) * kStrideM + ty * 4 + i % 4;
-    if (m >= M) continue;
-    const typename E::Row row = e.row(m);
-#pragma unroll
-    for (int j = 0; j < TN; ++j) {
-      const int n = n0 + (j / 4) * kStrideN + tx * 4 + j % 4;
-      if (n < N) e.store(row, n, acc[i][j]);
-    }
-  }
-}
-
-// The tile shapes, in the order the planner prefers them on equal cost; with_tile_shape and
-// kTileInfo index them in the same order.
-using Tile128x128 = TileShape<128, 128, 8, 8>;
-using Tile128x64 = TileShape<128, 64, 8, 4>;
-using Tile64x128 = TileShape<64, 128, 4, 8>;
-using Tile256x32 = TileShape<256, 32, 8, 4>;
-using Tile32x256 = TileShape<32, 256, 4, 8>;
-using Tile64x64 = TileShape<64, 64, 4, 4>;
-constexpr int kNumTileShapes = 6;
-
-template <class F>
-void with_tile_shape(int shape, F&& f) {
-  switch (shape) {
-    case 0:
-      return f(Tile128x128{});
-    case 1:
-      return f(Tile128x64{});
-    case 2:
-      return f(Tile64x128{});
-    case 3:
-      return f(Tile256x32{});
-    case 4:
-      return f(Tile32x256{});
-    default:
-      return f(Tile64x64{});
-  }
-}
-
-struct TileInfo {
-  int bm, bn, tm, tn;
-};
-template <class T>
-constexpr TileInfo info_of() {
-  return {T::BM, T::BN, T::TM, T::TN};
-}
-constexpr TileInfo kTileInfo[kNumTileShapes] = {info_of<Tile128x128>(), info_of<Tile128x64>(),
-                                                info_of<Tile64x128>(),  info_of<Tile256x32>(),
-                                                info_of<Tile32x256>(),  info_of<Tile64x64>()};
-
-struct GemmPlan {
-  int shape = 0, splits = 1, k_chunk = 0;
-};
-
-// ENGINE_CUDA_CONV_TILE=<BM>x<BN> (128x128, 128x64, 64x128, 256x32, 32x256 or 64x64) forces one
-// tile shape, for tests and benchmarks; -1 when unset. Read on every call so tests can switch.
-int forced_tile_shape() {
-  const char* e = std::getenv("ENGINE_CUDA_CONV_TILE");
-  if (e == nullptr || *e == '\0') return -1;
-  for (int t = 0; t < kNumTileShapes; ++t)
-    if (std::to_string(kTileInfo[t].bm) + "x" + std::to_string(kTileInfo[t].bn) == e) return t;
-  ENGINE_CHECK(false, "ENGINE_CUDA_CONV_TILE=", e,
-               ": expected 128x128, 128x64, 64x128, 256x32, 32x256 or 64x64");
-  return -1;
-}
-
-// Picks the tile shape (and, when allowed, the K split) with the least modelled time:
-// waves of blocks (two resident per SM) times the work of one block, the latter divided by the
-// micro-tile's FMAs per shared-memory float read (8x8: 4, 8x4: 2.7, 4x4: 2). A split is only for
-// filling the GPU: at most two waves of blocks in all, at least kMinSplitK of K per block, a
-// scratch of at most kMaxScratch floats, and grid.z = groups*splits within its 65535 limit.
-GemmPlan plan_gemm(int64_t M, int64_t N, int64_t K, int64_t groups, bool allow_split) {
-  constexpr int64_t kMinSplitK = 512, kMaxSplits = 256, kMaxScratch = int64_t{16} << 20;
-  const double slots = 2.0 * sm_count();
-  const int64_t max_splits =
-      allow_split ? std::clamp<int64_t>(std::min(65535 / groups, kMaxScratch / (M * N * groups)), 1,
-                                        kMaxSplits)
-                  : 1;
-  const int forced = forced_tile_shape();
-  GemmPlan best;
-  double best_cost = INFINITY;
-  for (int t = 0; t < kNumTileShapes; ++t) {
-    if (forced >= 0 && t != forced) continue;
-    const TileInfo& s = kTileInfo[t];
-    const int64_t tiles = ceil_div(M, s.bm) * ceil_div(N, s.bn) * groups;
-    const double fma_per_read = double(s.tm * s.tn) / (s.tm + s.tn);
-    for (int64_t splits = 1; splits <= max_splits; splits *= 2) {
-      const int64_t chunk = ceil_div(ceil_div(K, splits), kBK) * kBK;
-      if (splits > 1 && (chunk < kMinSplitK || tiles * splits > 2 * slots)) break;
-      const double cost = std::ceil(tiles * splits / slots) * s.bm * s.bn * chunk / fma_per_read;
-      if (cost < best_cost) best_cost = cost, best = {t, static_cast<int>(splits), int(chunk)};
-    }
-  }
-  best.splits = static_cast<int>(ceil_div(K, best.k_chunk));  // no empty slices
-  return best;
-}
-
-template <class A, class B, class E>
-void run_gemm(const GemmPlan& plan, const A& a, const B& b, const E& e, int64_t M, int64_t N,
-              int64_t K, int64_t groups) {
-  with_tile_shape(plan.shape, [&](auto tile) {
-    using T = decltype(tile);
-    const dim3 grid(static_cast<unsigned>(ceil_div(M, T::BM)),
-                    static_cast<unsigned>(ceil_div(N, T::BN)),
-                    static_cast<unsigned>(groups * plan.splits));
-    ENGINE_CHECK(grid.y <= 65535 && grid.z <= 65535, "conv2d (native CUDA): GEMM grid ", grid.x,
-                 " x ", grid.y, " x ", grid.z, " exceeds the launch limits");
-    launch(implicit_gemm<T, A, B, E>, grid, kGemmThreads, a, b, e, static_cast<int>(M),
-           static_cast<int>(N), static_cast<int>(K), plan.k_chunk, plan.splits);
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -524,17 +247,20 @@ struct ForwardWeight {
   }
 };
 
-// Writes y = act(v + bias); Act is NoActivation or WithActivation<A> (the fused epilogue).
+// Writes y = act(v + bias); Act is NoActivation or WithActivation<A> (the fused epilogue). Under a
+// split of K, split s writes its partial sum to out + s*slice (a scratch in y's layout, with no
+// bias and NoActivation), and sum_splits applies the epilogue.
 template <class Act>
 struct ForwardOutput {
   float* y;
   const float* bias;  // may be null
   Geom g;
+  int64_t slice = 0;  // N*Cout*OH*OW under a split
   struct Row {
     int64_t offset;  // n*Cout*OH*OW + oh*OW + ow
   };
-  __device__ void bind(int group, int) {
-    y += int64_t{group} * g.cout_g * g.ohw;
+  __device__ void bind(int group, int split) {
+    y += split * slice + int64_t{group} * g.cout_g * g.ohw;
     if (bias) bias += group * g.cout_g;
   }
   __device__ Row row(int m) const {
@@ -607,13 +333,17 @@ struct BackwardDataWeight {
   }
 };
 
+// Writes gx, or under a split of K slice `split` of a scratch in gx's layout.
 struct BackwardDataOutput {
   float* gx;
   Geom g;
+  int64_t slice = 0;  // N*Cin*H*W under a split
   struct Row {
     int64_t offset;  // n*Cin*H*W + ih*W + iw
   };
-  __device__ void bind(int group, int) { gx += int64_t{group} * g.cin_g * g.hw; }
+  __device__ void bind(int group, int split) {
+    gx += split * slice + int64_t{group} * g.cin_g * g.hw;
+  }
   __device__ Row row(int m) const {
     const int n = g.div_hw.div(m);
     return {int64_t{n} * g.cin * g.hw + (m - n * g.hw)};
@@ -842,33 +572,210 @@ __global__ void __launch_bounds__(kBlock)
 }
 
 // ---------------------------------------------------------------------------------------------
+// conv2d_direct_small_cin: the forward of a convolution with at most four input channels (the
+// first layer, 3 -> 32), where K = Cin*kH*kW is 27 and Cout 32, so GEMM tiles run mostly empty.
+// A block's weights for kSmallCo output channels are staged in shared memory (tap-major, so
+// a warp's reads of one tap broadcast); each thread computes one output pixel for those kSmallCo
+// channels, every input value it loads feeding kSmallCo FMAs. grid = (pixel blocks, channel
+// blocks).
+constexpr int kSmallCo = 16, kSmallCinMax = 4, kSmallTapsMax = kSmallCinMax * 49;  // up to 7x7
+
+bool small_cin_applies(const Geom& g) {
+  return g.groups == 1 && g.cin <= kSmallCinMax && g.cin * g.khw <= kSmallTapsMax;
+}
+
+template <class Act>
+__global__ void __launch_bounds__(kBlock)
+    small_cin_forward_kernel(const float* __restrict__ x, const float* __restrict__ w,
+                             const float* __restrict__ bias, float* __restrict__ y, Geom g) {
+  __shared__ float ws[kSmallTapsMax * kSmallCo];
+  const int co0 = blockIdx.y * kSmallCo, taps = g.cin * g.khw;
+  for (int i = threadIdx.x; i < taps * kSmallCo; i += blockDim.x) {
+    const int tap = i / kSmallCo, co = co0 + i % kSmallCo;
+    ws[i] = co < g.cout ? w[co * taps + tap] : 0.f;
+  }
+  __syncthreads();
+  const int m = blockIdx.x * blockDim.x + threadIdx.x;
+  if (m >= g.n * g.ohw) return;
+  const int n = g.div_ohw.div(m), q = m - n * g.ohw;
+  const int oh = g.div_ow.div(q), ow = q - oh * g.ow;
+  const int ih0 = oh * g.sh - g.ph, iw0 = ow * g.sw - g.pw;
+  float acc[kSmallCo] = {};
+  for (int ci = 0; ci < g.cin; ++ci) {
+    const float* xc = x + (int64_t{n} * g.cin + ci) * g.hw;
+    for (int i = 0; i < g.kh; ++i) {
+      const int ih = ih0 + i * g.dh;
+      if (!inside(ih, g.h)) continue;
+      for (int j = 0; j < g.kw; ++j) {
+        const int iw = iw0 + j * g.dw;
+        if (!inside(iw, g.w)) continue;
+        const float v = xc[ih * g.w + iw];
+        const float* wt = ws + ((ci * g.kh + i) * g.kw + j) * kSmallCo;
+#pragma unroll
+        for (int c = 0; c < kSmallCo; ++c) acc[c] = fmaf(v, wt[c], acc[c]);
+      }
+    }
+  }
+  float* yp = y + int64_t{n} * g.y_image + q;
+#pragma unroll
+  for (int c = 0; c < kSmallCo; ++c) {
+    const int co = co0 + c;
+    if (co < g.cout) yp[int64_t{co} * g.ohw] = Act{}(bias ? acc[c] + __ldg(bias + co) : acc[c]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The planner: which algorithm, tile and split each pass runs (see conv2d_plan.h).
+
+// The operand types of each pass's implicit GEMM, whose occupancy the plan depends on.
+const gemm::Occupancy& forward_occupancy() {
+  return gemm::occupancy<ForwardInput, ForwardWeight, ForwardOutput<NoActivation>>();
+}
+const gemm::Occupancy& backward_data_occupancy() {
+  return gemm::occupancy<BackwardDataGradOutput, BackwardDataWeight, BackwardDataOutput>();
+}
+const gemm::Occupancy& backward_weight_occupancy() {
+  return gemm::occupancy<BackwardWeightGradOutput, BackwardWeightInput, BackwardWeightOutput>();
+}
+
+// ENGINE_CUDA_CONV_ALGO, read on every call (so tests can switch); nullopt when unset.
+std::optional<ConvAlgo> forced_algo() {
+  const char* e = std::getenv("ENGINE_CUDA_CONV_ALGO");
+  if (e == nullptr || *e == '\0') return std::nullopt;
+  for (ConvAlgo a : {ConvAlgo::ImplicitGemm, ConvAlgo::Winograd2, ConvAlgo::Winograd4,
+                     ConvAlgo::DirectSmallCin})
+    if (std::string(e) == conv_algo_name(a)) return a;
+  ENGINE_CHECK(false, "ENGINE_CUDA_CONV_ALGO=", e,
+               ": expected implicit_gemm, winograd2, winograd4 or direct_small_cin");
+  return std::nullopt;
+}
+
+struct Choice {
+  ConvAlgo algo = ConvAlgo::ImplicitGemm;
+  GemmPlan gemm;  // of the implicit GEMM or of Winograd's products
+};
+
+// The implicit GEMM's M, N, K of each pass.
+struct Mnk {
+  int64_t m, n, k;
+};
+Mnk gemm_dims(ConvPass pass, const Geom& g) {
+  switch (pass) {
+    case ConvPass::Forward:
+      return {int64_t{g.n} * g.ohw, g.cout_g, int64_t{g.cin_g} * g.khw};
+    case ConvPass::BackwardData:
+      return {int64_t{g.n} * g.hw, g.cin_g, int64_t{g.cout_g} * g.khw};
+    case ConvPass::BackwardWeight:
+      return {g.cout_g, int64_t{g.cin_g} * g.khw, int64_t{g.n} * g.ohw};
+  }
+  return {0, 0, 0};
+}
+
+// Direct kernels where they apply (depthwise always; few input channels for the forward unless
+// another algorithm is forced), else the cheaper of the implicit GEMM and Winograd F(2x2,3x3) by
+// the model. F(4x4,3x3) only when forced: like the CPU's, its larger transform constants cost
+// float32 accuracy (kernels/cpu/conv2d.cpp).
+Choice choose(ConvPass pass, const Geom& g, const Shape& x, const Shape& w, const Shape& y,
+              const Conv2dParams& p) {
+  Choice c;
+  if (is_depthwise(g)) return {ConvAlgo::Depthwise, {}};
+  const std::optional<ConvAlgo> forced = forced_algo();
+  if (pass == ConvPass::Forward && small_cin_applies(g) &&
+      (!forced || *forced == ConvAlgo::DirectSmallCin))
+    return {ConvAlgo::DirectSmallCin, {}};
+  const Mnk d = gemm_dims(pass, g);
+  const gemm::Occupancy& occ = pass == ConvPass::Forward        ? forward_occupancy()
+                               : pass == ConvPass::BackwardData ? backward_data_occupancy()
+                                                                : backward_weight_occupancy();
+  c.gemm = gemm::plan_gemm(d.m, d.n, d.k, g.groups, occ);
+  if (pass == ConvPass::BackwardWeight || forced == ConvAlgo::ImplicitGemm) return c;
+  const bool backward_data = pass == ConvPass::BackwardData;
+  for (int m : {2, 4}) {
+    const ConvAlgo a = m == 2 ? ConvAlgo::Winograd2 : ConvAlgo::Winograd4;
+    const bool wanted = forced ? *forced == a : m == 2;
+    if (!wanted || !winograd_applies(w, p, backward_data)) continue;
+    const GemmPlan wp = winograd_plan(m, x, w, y, p, backward_data);
+    if (forced || wp.cycles < c.gemm.cycles) c = {a, wp};
+  }
+  return c;
+}
+
+ConvPlan to_plan(const Choice& c) {
+  ConvPlan p;
+  p.algo = c.algo;
+  const bool has_gemm = c.algo != ConvAlgo::DirectSmallCin && c.algo != ConvAlgo::Depthwise;
+  if (has_gemm) {
+    p.tile_m = c.gemm.bm(), p.tile_n = c.gemm.bn(), p.splits = c.gemm.splits;
+    p.model_us = c.gemm.cycles / 1980.0;  // at 1.98 GHz
+  }
+  return p;
+}
+
+Choice plan_pass(ConvPass pass, const Geom& g, const Shape& x, const Shape& w, const Shape& y,
+                 const Conv2dParams& p) {
+  const Choice c = choose(pass, g, x, w, y, p);
+  if (gemm::plan_log_enabled()) {
+    static const char* kPass[] = {"forward", "backward data", "backward weight"};
+    std::fprintf(stderr, "conv2d %s x %s w %s stride %lld pad %lld groups %lld: %s\n",
+                 kPass[static_cast<int>(pass)], shape_str(x).c_str(), shape_str(w).c_str(),
+                 static_cast<long long>(p.stride_h), static_cast<long long>(p.pad_h),
+                 static_cast<long long>(p.groups), conv_plan_str(to_plan(c)).c_str());
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The kernel-table entries.
+
+template <class Act>
+void forward_gemm(const GemmPlan& plan, const Geom& g, const Tensor& x, const Tensor& w,
+                  const Tensor& b, Tensor& y) {
+  const Mnk d = gemm_dims(ConvPass::Forward, g);
+  const ForwardInput a{fptr(x), g};
+  const ForwardWeight wt{fptr(w), g.cout_g, static_cast<int>(d.k)};
+  if (plan.splits == 1) {
+    gemm::run_gemm(kLaunch, plan, a, wt, ForwardOutput<Act>{fptr(y), fptr(b), g}, d.m, d.n, d.k,
+                   g.groups);
+    return;
+  }
+  const int64_t numel = y.numel();
+  Scratch part(sizeof(float) * plan.splits * numel);
+  gemm::run_gemm(kLaunch, plan, a, wt,
+                 ForwardOutput<NoActivation>{part.as<float>(), nullptr, g, numel}, d.m, d.n, d.k,
+                 g.groups);
+  sum_splits<Act>(part.as<float>(), plan.splits, numel, fptr(y), fptr(b), g.ohw, g.cout);
+}
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                     const Conv2dParams& p) {
   if (y.numel() == 0) return;
   const Geom g = conv_geom(x.shape(), w.shape(), y.shape(), p);
+  const Choice c = plan_pass(ConvPass::Forward, g, x.shape(), w.shape(), y.shape(), p);
+  if (c.algo == ConvAlgo::Winograd2 || c.algo == ConvAlgo::Winograd4)
+    return winograd_forward(c.algo == ConvAlgo::Winograd2 ? 2 : 4, c.gemm, x, w, b, y, p);
   with_activation(p.activation, [&](auto act) {
     using Act = decltype(act);
-    if (is_depthwise(g)) {
+    if (c.algo == ConvAlgo::Depthwise) {
       dim3 grid;
       const PlaneCover cover = plane_cover(int64_t{g.n} * g.cout, g.ohw, &grid);
       launch(g.kh == 3 && g.kw == 3 ? depthwise_forward_kernel<3, Act>
                                     : depthwise_forward_kernel<0, Act>,
              grid, kBlock, fptr(x), fptr(w), fptr(b), fptr(y), g, cover);
-      return;
+    } else if (c.algo == ConvAlgo::DirectSmallCin) {
+      const dim3 grid(static_cast<unsigned>(ceil_div(int64_t{g.n} * g.ohw, kBlock)),
+                      static_cast<unsigned>(ceil_div(g.cout, kSmallCo)));
+      launch(small_cin_forward_kernel<Act>, grid, kBlock, fptr(x), fptr(w), fptr(b), fptr(y), g);
+    } else {
+      forward_gemm<Act>(c.gemm, g, x, w, b, y);
     }
-    const int64_t M = int64_t{g.n} * g.ohw, N = g.cout_g, K = int64_t{g.cin_g} * g.khw;
-    const GemmPlan plan = plan_gemm(M, N, K, g.groups, false);
-    run_gemm(plan, ForwardInput{fptr(x), g}, ForwardWeight{fptr(w), g.cout_g, static_cast<int>(K)},
-             ForwardOutput<Act>{fptr(y), fptr(b), g}, M, N, K, g.groups);
   });
 }
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {
   if (gx.numel() == 0) return;
   const Geom g = conv_geom(gx.shape(), w.shape(), gy.shape(), p);
-  if (is_depthwise(g)) {
+  const Choice c = plan_pass(ConvPass::BackwardData, g, gx.shape(), w.shape(), gy.shape(), p);
+  if (c.algo == ConvAlgo::Depthwise) {
     dim3 grid;
     const PlaneCover cover = plane_cover(int64_t{g.n} * g.cin, g.hw, &grid);
     launch(g.kh == 3 && g.kw == 3 ? depthwise_backward_data_kernel<3>
@@ -876,10 +783,16 @@ void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
            grid, kBlock, fptr(gy), fptr(w), fptr(gx), g, cover);
     return;
   }
-  const int64_t M = int64_t{g.n} * g.hw, N = g.cin_g, K = int64_t{g.cout_g} * g.khw;
-  const GemmPlan plan = plan_gemm(M, N, K, g.groups, false);
-  run_gemm(plan, BackwardDataGradOutput{fptr(gy), g}, BackwardDataWeight{fptr(w), g},
-           BackwardDataOutput{fptr(gx), g}, M, N, K, g.groups);
+  if (c.algo == ConvAlgo::Winograd2 || c.algo == ConvAlgo::Winograd4)
+    return winograd_backward_data(c.algo == ConvAlgo::Winograd2 ? 2 : 4, c.gemm, gy, w, gx, p);
+  const Mnk d = gemm_dims(ConvPass::BackwardData, g);
+  const int64_t numel = gx.numel();
+  Scratch part(c.gemm.splits > 1 ? sizeof(float) * c.gemm.splits * numel : 0);
+  float* out = c.gemm.splits > 1 ? part.as<float>() : fptr(gx);
+  gemm::run_gemm(kLaunch, c.gemm, BackwardDataGradOutput{fptr(gy), g},
+                 BackwardDataWeight{fptr(w), g}, BackwardDataOutput{out, g, numel}, d.m, d.n, d.k,
+                 g.groups);
+  if (c.gemm.splits > 1) sum_splits(out, c.gemm.splits, numel, fptr(gx));
 }
 
 void backward_weight_depthwise(const Tensor& gy, const Tensor& x, Tensor& gw, const Geom& g) {
@@ -895,14 +808,16 @@ void backward_weight_depthwise(const Tensor& gy, const Tensor& x, Tensor& gw, co
   if (splits > 1) sum_splits(out, splits, numel, fptr(gw));
 }
 
-void backward_weight_gemm(const Tensor& gy, const Tensor& x, Tensor& gw, const Geom& g) {
-  const int64_t M = g.cout_g, N = int64_t{g.cin_g} * g.khw, K = int64_t{g.n} * g.ohw;
-  const GemmPlan plan = plan_gemm(M, N, K, g.groups, true);
+void backward_weight_gemm(const Tensor& gy, const Tensor& x, Tensor& gw, const Geom& g,
+                          const GemmPlan& plan) {
+  const Mnk d = gemm_dims(ConvPass::BackwardWeight, g);
   const int64_t numel = gw.numel();
   Scratch part(plan.splits > 1 ? sizeof(float) * plan.splits * numel : 0);
   float* out = plan.splits > 1 ? part.as<float>() : fptr(gw);
-  run_gemm(plan, BackwardWeightGradOutput{fptr(gy), g}, BackwardWeightInput{fptr(x), g},
-           BackwardWeightOutput{out, numel, g.cout_g, static_cast<int>(N)}, M, N, K, g.groups);
+  gemm::run_gemm(kLaunch, plan, BackwardWeightGradOutput{fptr(gy), g},
+                 BackwardWeightInput{fptr(x), g},
+                 BackwardWeightOutput{out, numel, g.cout_g, static_cast<int>(d.n)}, d.m, d.n, d.k,
+                 g.groups);
   if (plan.splits > 1) sum_splits(out, plan.splits, numel, fptr(gw));
 }
 
@@ -931,16 +846,52 @@ void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tenso
   }
   if (want_w) {
     const Geom g = conv_geom(x.shape(), gw.shape(), gy.shape(), p);
-    if (is_depthwise(g)) {
+    const Choice c = plan_pass(ConvPass::BackwardWeight, g, x.shape(), gw.shape(), gy.shape(), p);
+    if (c.algo == ConvAlgo::Depthwise) {
       backward_weight_depthwise(gy, x, gw, g);
     } else {
-      backward_weight_gemm(gy, x, gw, g);
+      backward_weight_gemm(gy, x, gw, g, c.gemm);
     }
   }
   if (want_b) bias_grad(gy, gb);
 }
 
 }  // namespace
+
+const char* conv_algo_name(ConvAlgo a) {
+  switch (a) {
+    case ConvAlgo::ImplicitGemm:
+      return "implicit_gemm";
+    case ConvAlgo::Winograd2:
+      return "winograd2";
+    case ConvAlgo::Winograd4:
+      return "winograd4";
+    case ConvAlgo::DirectSmallCin:
+      return "direct_small_cin";
+    case ConvAlgo::Depthwise:
+      return "depthwise";
+  }
+  return "?";
+}
+
+std::string conv_plan_str(const ConvPlan& plan) {
+  std::string s = conv_algo_name(plan.algo);
+  if (plan.tile_m == 0) return s;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, " tile %dx%d splits %d (model %.1f us)", plan.tile_m,
+                plan.tile_n, plan.splits, plan.model_us);
+  return s + buf;
+}
+
+ConvPlan conv2d_plan(ConvPass pass, const Shape& x, const Shape& w, const Conv2dParams& p) {
+  ENGINE_CHECK(x.size() == 4 && w.size() == 4, "conv2d_plan: expected 4-d input and weight, got ",
+               shape_str(x), " and ", shape_str(w));
+  const int64_t oh = (x[2] + 2 * p.pad_h - p.dilation_h * (w[2] - 1) - 1) / p.stride_h + 1;
+  const int64_t ow = (x[3] + 2 * p.pad_w - p.dilation_w * (w[3] - 1) - 1) / p.stride_w + 1;
+  const Shape y = {x[0], w[0], oh, ow};
+  const Geom g = conv_geom(x, w, y, p);
+  return to_plan(choose(pass, g, x, w, y, p));
+}
 
 void register_conv2d(KernelTable& t) {
   t.conv2d_forward = conv2d_forward;
