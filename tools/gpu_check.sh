@@ -24,8 +24,8 @@
 # shows at the call that caused it) and its failing tests under compute-sanitizer memcheck, then
 # the custom-CNN and depthwise conv benchmarks, the memory-bound ops, linear, the training steps,
 # and last, with time left, the other conv shapes and the transfer models.
-# --quick (a second try in a short lease): fewer iterations and steps, no transfer stage, batch 64
-# conv cases only.
+# --quick (a second try in a short lease): fewer iterations and steps, no transfer-model stage,
+# batch-64 conv and linear cases only.
 # Files: the device tool brings back at most 8 files from its $OUT: report.md, report.json and
 # raw.tar.gz (every log and JSON-lines file, probe.txt, cuda_info.json).
 set -uo pipefail
@@ -167,10 +167,13 @@ bench() {  # bench NAME FILTER
     --benchmark_filter="$2"
   grep -h '^{"cudnn_algo"' "$RAW/bench_$1.log" >> "$RAW/cudnn_algos.jsonl" 2>/dev/null
 }
-bench conv_custom "^conv/custom/"
-bench conv_depthwise "^conv/mobilenetv2/.*_dw/"
+# Case names carry the batch ("conv/custom/3x32@64_b8/k3_s1/fwd/native"); --quick keeps batch 64.
+b='_b[0-9]+'
+if (( QUICK )); then b='_b64'; fi
+bench conv_custom "^conv/custom/[^/]*$b/"
+bench conv_depthwise "^conv/mobilenetv2/[^/]*$b/k[0-9]+_s[0-9]+_dw/"
 bench memory "^memory/"
-bench linear "^linear/"
+bench linear "^linear/[^/]*$b/"
 
 # 4. The training step of each custom CNN: ours on both backends, PyTorch with TF32 off and on.
 for model in simple bn_dropout sigmoid tanh; do
@@ -189,7 +192,7 @@ done
 # 5. With time left: the other conv shapes (ResNet-50, MobileNetV2; the depthwise ones again, as
 # Google Benchmark's filter has no negation inside a pattern; the report keeps their first run)
 # and the transfer models' inference beside PyTorch.
-bench conv_transfer "^conv/(resnet50|mobilenetv2)/"
+bench conv_transfer "^conv/(resnet50|mobilenetv2)/[^/]*$b/"
 if (( ! QUICK )); then
   for model in resnet50 mobilenet_v2; do
     for backend in native cudnn; do
