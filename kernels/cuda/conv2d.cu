@@ -642,8 +642,8 @@ const gemm::Occupancy& backward_weight_occupancy() {
 std::optional<ConvAlgo> forced_algo() {
   const char* e = std::getenv("ENGINE_CUDA_CONV_ALGO");
   if (e == nullptr || *e == '\0') return std::nullopt;
-  for (ConvAlgo a : {ConvAlgo::ImplicitGemm, ConvAlgo::Winograd2, ConvAlgo::Winograd4,
-                     ConvAlgo::DirectSmallCin})
+  for (ConvAlgo a :
+       {ConvAlgo::ImplicitGemm, ConvAlgo::Winograd2, ConvAlgo::Winograd4, ConvAlgo::DirectSmallCin})
     if (std::string(e) == conv_algo_name(a)) return a;
   ENGINE_CHECK(false, "ENGINE_CUDA_CONV_ALGO=", e,
                ": expected implicit_gemm, winograd2, winograd4 or direct_small_cin");
@@ -814,10 +814,9 @@ void backward_weight_gemm(const Tensor& gy, const Tensor& x, Tensor& gw, const G
   const int64_t numel = gw.numel();
   Scratch part(plan.splits > 1 ? sizeof(float) * plan.splits * numel : 0);
   float* out = plan.splits > 1 ? part.as<float>() : fptr(gw);
-  gemm::run_gemm(kLaunch, plan, BackwardWeightGradOutput{fptr(gy), g},
-                 BackwardWeightInput{fptr(x), g},
-                 BackwardWeightOutput{out, numel, g.cout_g, static_cast<int>(d.n)}, d.m, d.n, d.k,
-                 g.groups);
+  gemm::run_gemm(
+      kLaunch, plan, BackwardWeightGradOutput{fptr(gy), g}, BackwardWeightInput{fptr(x), g},
+      BackwardWeightOutput{out, numel, g.cout_g, static_cast<int>(d.n)}, d.m, d.n, d.k, g.groups);
   if (plan.splits > 1) sum_splits(out, plan.splits, numel, fptr(gw));
 }
 
@@ -878,8 +877,8 @@ std::string conv_plan_str(const ConvPlan& plan) {
   std::string s = conv_algo_name(plan.algo);
   if (plan.tile_m == 0) return s;
   char buf[96];
-  std::snprintf(buf, sizeof buf, " tile %dx%d splits %d (model %.1f us)", plan.tile_m,
-                plan.tile_n, plan.splits, plan.model_us);
+  std::snprintf(buf, sizeof buf, " tile %dx%d splits %d (model %.1f us)", plan.tile_m, plan.tile_n,
+                plan.splits, plan.model_us);
   return s + buf;
 }
 

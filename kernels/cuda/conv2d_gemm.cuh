@@ -357,18 +357,21 @@ inline double gemm_cycles(int64_t M, int64_t N, int64_t K, int64_t groups, int t
   return cycles;
 }
 
-// The least-cost (tile shape, split) for C[M, N] = A B with K-deep sums, in `groups` groups;
-// max_splits = 1 where the caller cannot reduce partial sums.
-inline GemmPlan plan_gemm(int64_t M, int64_t N, int64_t K, int64_t groups, const Occupancy& occ,
-                          int max_splits = 1 << 16) {
+// The least-cost (tile shape, split) for C[M, N] = A B with K-deep sums, in `groups` groups.
+inline GemmPlan plan_gemm(int64_t M, int64_t N, int64_t K, int64_t groups, const Occupancy& occ) {
   const int tile = forced_tile_shape(), want_splits = forced_splits();
   GemmPlan best;
   best.cycles = INFINITY;
   for (int t = 0; t < kNumTileShapes; ++t) {
     if (tile >= 0 && t != tile) continue;
+    // Past two waves' worth of blocks a split only adds waves and partial sums: the search
+    // stops there (and at 1024), which keeps it to microseconds for K in the millions.
+    const int64_t tiles = ceil_div(M, kTileInfo[t].bm) * ceil_div(N, kTileInfo[t].bn) * groups;
+    const int64_t useful = ceil_div(2 * int64_t{sm_count()} * occ.blocks[t], tiles);
     const int first = want_splits ? want_splits : 1;
-    const int last = want_splits ? want_splits : static_cast<int>(std::min<int64_t>(
-                                                     max_splits, ceil_div(K, kBK)));
+    const int last = want_splits
+                         ? want_splits
+                         : static_cast<int>(std::min({useful, ceil_div(K, kBK), int64_t{1024}}));
     for (int splits = first; splits <= std::max(first, last); ++splits) {
       int chunk = 0;
       const double c = gemm_cycles(M, N, K, groups, t, splits, occ.blocks[t], want_splits, &chunk);

@@ -27,7 +27,7 @@ struct ConvPlan {
 // (its SM count and the kernels' occupancy); throws on shapes the kernels do not take.
 ConvPlan conv2d_plan(ConvPass pass, const Shape& x, const Shape& w, const Conv2dParams& p);
 
-const char* conv_algo_name(ConvAlgo a);  // "implicit_gemm", "winograd2", ...
+const char* conv_algo_name(ConvAlgo a);           // "implicit_gemm", "winograd2", ...
 std::string conv_plan_str(const ConvPlan& plan);  // "winograd2 tile 128x64 splits 3 (12.5 us)"
 
 }  // namespace engine::cuda

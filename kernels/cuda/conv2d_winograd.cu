@@ -225,13 +225,9 @@ struct ProductOutput {
   struct Row {
     int t;
   };
-  __device__ void bind(int group, int split) {
-    out += split * slice + int64_t{group} * k * tiles;
-  }
+  __device__ void bind(int group, int split) { out += split * slice + int64_t{group} * k * tiles; }
   __device__ Row row(int t) const { return {t}; }
-  __device__ void store(const Row& r, int co, float v) const {
-    out[int64_t{co} * tiles + r.t] = v;
-  }
+  __device__ void store(const Row& r, int co, float v) const { out[int64_t{co} * tiles + r.t] = v; }
 };
 
 const gemm::Occupancy& product_occupancy() {
@@ -300,12 +296,11 @@ void run(const GemmPlan& plan, Problem pr, const float* in, const float* w, bool
 
 bool winograd_applies(const Shape& w, const Conv2dParams& p, bool backward_data) {
   return w[2] == 3 && w[3] == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
-         p.dilation_w == 1 && p.groups == 1 &&
-         (!backward_data || (p.pad_h <= 2 && p.pad_w <= 2));
+         p.dilation_w == 1 && p.groups == 1 && (!backward_data || (p.pad_h <= 2 && p.pad_w <= 2));
 }
 
-GemmPlan winograd_plan(int m, const Shape& x, const Shape& w, const Shape& y,
-                       const Conv2dParams& p, bool backward_data) {
+GemmPlan winograd_plan(int m, const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p,
+                       bool backward_data) {
   const Problem pr = problem(m, x, w, y, p, backward_data);
   const WinoGeom& g = pr.g;
   const int64_t a2 = (m + 2) * (m + 2), tiles = int64_t{pr.nb} * g.th * g.tw;
@@ -332,7 +327,7 @@ void winograd_backward_data(int m, const GemmPlan& plan, const Tensor& gy, const
                             Tensor& gx, const Conv2dParams& p) {
   const Problem pr = problem(m, gx.shape(), w.shape(), gy.shape(), p, true);
   (m == 2 ? run<2, gemm::NoActivation> : run<4, gemm::NoActivation>)(plan, pr, fptr(gy), fptr(w),
-                                                                      true, nullptr, fptr(gx));
+                                                                     true, nullptr, fptr(gx));
 }
 
 }  // namespace engine::cuda

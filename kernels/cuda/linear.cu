@@ -98,8 +98,8 @@ template <class A, class B>
 void gemm_into(const A& a, const B& b, int64_t m, int64_t n, int64_t k, const float* bias,
                float* c) {
   if (m == 0 || n == 0) return;
-  ENGINE_CHECK(std::max({m, n, k}) < (int64_t{1} << 31), "linear (native CUDA): product ", m,
-               " x ", n, " x ", k, " exceeds the GEMM's int extents");
+  ENGINE_CHECK(std::max({m, n, k}) < (int64_t{1} << 31), "linear (native CUDA): product ", m, " x ",
+               n, " x ", k, " exceeds the GEMM's int extents");
   const gemm::GemmPlan plan = gemm::plan_gemm(m, n, k, 1, gemm::occupancy<A, B, Output>());
   if (plan.splits == 1) {
     gemm::run_gemm(kLaunch, plan, a, b, Output{c, bias, m, 0}, m, n, k, 1);
