@@ -47,9 +47,11 @@
 // 67 TFLOP/s FP32. MobileNetV2's 144-channel 3x3 depthwise conv at 56x56 is 0.52 GFLOP and moves
 // 231 MB: memory bound, 48 us at 4.8 TB/s. Speed has not been measured on a GPU (the planner's
 // figures are its model's, from datasheet numbers).
-// Registers (nvcc 13.0 -Xptxas -v, sm_90, before the split-K and Winograd changes):
-// __launch_bounds__(256, 2) caps implicit_gemm at 128; every instantiation fitted without spilling
-// except the 128x128 backward-weight one (40 bytes of spill loads, 24 of stack).
+// Registers (nvcc 13.0 -Xptxas -v, sm_90): __launch_bounds__(256, 2) caps implicit_gemm at 128;
+// its instantiations here use 89-128 and none spills except the 128x128 backward-weight one (its
+// staging keeps 4 rows x 3 ints of x-patch state beside 64 accumulators; to time on the GPU
+// against 128x64, which ENGINE_CUDA_CONV_TILE=128x64 forces). small_cin_forward_kernel: 48
+// registers (its sigmoid and tanh epilogues spill 8 bytes around the expf/tanhf slow path).
 // ENGINE_CUDA_CONV_ALGO, ENGINE_CUDA_CONV_TILE, ENGINE_CUDA_CONV_SPLITS force a choice and
 // ENGINE_CUDA_CONV_LOG=1 prints each plan (conv2d_plan.h, conv2d_gemm.cuh).
 #include <algorithm>
@@ -695,7 +697,7 @@ Choice choose(ConvPass pass, const Geom& g, const Shape& x, const Shape& w, cons
     const bool wanted = forced ? *forced == a : m == 2;
     if (!wanted || !winograd_applies(w, p, backward_data)) continue;
     const GemmPlan wp = winograd_plan(m, x, w, y, p, backward_data);
-    if (forced || wp.cycles < c.gemm.cycles) c = {a, wp};
+    if (std::isfinite(wp.cycles) && (forced || wp.cycles < c.gemm.cycles)) c = {a, wp};
   }
   return c;
 }

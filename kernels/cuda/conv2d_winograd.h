@@ -10,7 +10,8 @@ namespace engine::cuda {
 bool winograd_applies(const Shape& w, const Conv2dParams& p, bool backward_data);
 
 // The plan of the batched products for tile size m (2 or 4), its `cycles` the modelled time of
-// the whole algorithm (transforms included). x, w, y: the forward's shapes.
+// the whole algorithm (transforms included), infinite where one image's tiles exceed the
+// products' int indices. x, w, y: the forward's shapes.
 gemm::GemmPlan winograd_plan(int m, const Shape& x, const Shape& w, const Shape& y,
                              const Conv2dParams& p, bool backward_data);
 

@@ -14,7 +14,7 @@
 // Without a split the bias is added in the GEMM's epilogue. Plain FP32 FMA (no TF32).
 // fc1 forward, [64, 65536] x [65536, 256]: 2.1 GFLOP and 84 MB read (w is 67 MB), a 32 us compute
 // ceiling at the H200's 67 TFLOP/s FP32 (17 us for the memory). Speed has not been measured on a
-// GPU.
+// GPU. Registers (nvcc 13.0 -Xptxas -v, sm_90): the GEMM's instantiations 71-128, no spills.
 #include <algorithm>
 
 #include "kernels/cuda/conv2d_gemm.cuh"

@@ -119,6 +119,24 @@ TEST(CudaConvPlanner, EverySplitCountMatchesCpu) {
   }
 }
 
+// Every tile shape of the implicit GEMM, whole and split, in all three passes (the harness's
+// tile test in test_cuda_kernel_specific.cpp leaves the algorithm to the planner, which may send
+// its 3x3 stride-1 and few-channel cases to Winograd or the direct kernel).
+TEST(CudaConvPlanner, ImplicitGemmEveryTileAndSplitMatchesCpu) {
+  ENGINE_REQUIRE_CUDA();
+  const ConvCase c{"12 -> 10, 9x11", 2, 12, 9, 11, 10, 3, 3, conv_params(1, 1)};
+  EnvScope gemm("ENGINE_CUDA_CONV_ALGO", "implicit_gemm");
+  uint64_t seed = 5200;
+  for (const char* tile : {"128x128", "128x64", "64x128", "256x32", "32x256", "64x64"}) {
+    for (const char* splits : {"1", "3"}) {
+      SCOPED_TRACE(std::string("tile ") + tile + ", splits " + splits);
+      EnvScope t("ENGINE_CUDA_CONV_TILE", tile), s("ENGINE_CUDA_CONV_SPLITS", splits);
+      EXPECT_EQ(plan_of(ConvPass::Forward, c).tile_m, std::stoi(tile));
+      testing::check_conv2d_passes(Backend::Native, c, seed += 30);
+    }
+  }
+}
+
 // Under a split the forward's bias and activation are applied after the sum of the slices.
 TEST(CudaConvPlanner, SplitForwardAppliesTheEpilogueAfterTheSum) {
   ENGINE_REQUIRE_CUDA();
