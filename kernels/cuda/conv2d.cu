@@ -57,7 +57,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "kernels/cuda/conv2d_gemm.cuh"
@@ -713,15 +715,22 @@ ConvPlan to_plan(const Choice& c) {
   return p;
 }
 
+// With ENGINE_CUDA_CONV_LOG set, each (pass, shape) prints its plan once.
 Choice plan_pass(ConvPass pass, const Geom& g, const Shape& x, const Shape& w, const Shape& y,
                  const Conv2dParams& p) {
   const Choice c = choose(pass, g, x, w, y, p);
   if (gemm::plan_log_enabled()) {
     static const char* kPass[] = {"forward", "backward data", "backward weight"};
-    std::fprintf(stderr, "conv2d %s x %s w %s stride %lld pad %lld groups %lld: %s\n",
-                 kPass[static_cast<int>(pass)], shape_str(x).c_str(), shape_str(w).c_str(),
-                 static_cast<long long>(p.stride_h), static_cast<long long>(p.pad_h),
-                 static_cast<long long>(p.groups), conv_plan_str(to_plan(c)).c_str());
+    static std::mutex mu;
+    static std::set<std::string> seen;
+    char head[160];
+    std::snprintf(head, sizeof head, "conv2d %s x %s w %s stride %lld pad %lld groups %lld: ",
+                  kPass[static_cast<int>(pass)], shape_str(x).c_str(), shape_str(w).c_str(),
+                  static_cast<long long>(p.stride_h), static_cast<long long>(p.pad_h),
+                  static_cast<long long>(p.groups));
+    const std::string line = head + conv_plan_str(to_plan(c));
+    std::lock_guard<std::mutex> lock(mu);
+    if (seen.insert(line).second) std::fprintf(stderr, "%s\n", line.c_str());
   }
   return c;
 }

@@ -263,6 +263,8 @@ TEST(CudaConvPlanner, WinogradOnlyWhereItApplies) {
     EXPECT_EQ(plan_of(ConvPass::Forward, pad3).algo, ConvAlgo::Winograd2);
     EXPECT_EQ(plan_of(ConvPass::BackwardData, pad3).algo, ConvAlgo::ImplicitGemm);
     EXPECT_EQ(plan_of(ConvPass::BackwardWeight, pad3).algo, ConvAlgo::ImplicitGemm);
+    check_forward(pad3, std::nullopt, kConvTol, 7900);  // tiles of padding only at the edges
+    check_backward_data(pad3, kConvTol, 7910);
   }
 }
 
