@@ -37,12 +37,16 @@ TEST(CudaConv2d, EveryTileShapeMatchesCpu) {
       {"3 -> 32 at 64x64 (first layer)", 2, 3, 64, 64, 32, 3, 3, conv_params(1, 1)},
   };
   uint64_t seed = 3000;
+  // The implicit GEMM in every pass: the planner would give the first layer's forward to the
+  // direct small-channel kernel (tested in test_cuda_conv_planner.cpp).
+  setenv("ENGINE_CUDA_CONV_ALGO", "implicit_gemm", 1);
   for (const char* tile : {"128x128", "128x64", "64x128", "256x32", "32x256", "64x64"}) {
     SCOPED_TRACE(std::string("tile ") + tile);
     setenv("ENGINE_CUDA_CONV_TILE", tile, 1);
     for (const ConvCase& c : some) testing::check_conv2d_passes(Backend::Native, c, seed += 30);
   }
   unsetenv("ENGINE_CUDA_CONV_TILE");
+  unsetenv("ENGINE_CUDA_CONV_ALGO");
 }
 
 // ---- max pooling: ties, NaN and -inf, on the harness's pooling cases ----
