@@ -52,15 +52,8 @@ namespace engine::cuda::gemm {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-inline int sm_count() {
-  static const int n = [] {
-    int dev = 0, count = 0;
-    ENGINE_CUDA_CHECK(cudaGetDevice(&dev));
-    ENGINE_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev));
-    return count;
-  }();
-  return n;
-}
+// The multiprocessor count (cuda_util.h's, read once).
+inline int sm_count() { return multiprocessor_count(); }
 
 __device__ __forceinline__ bool inside(int i, int n) {
   return static_cast<unsigned>(i) < static_cast<unsigned>(n);  // 0 <= i < n
