@@ -22,7 +22,7 @@ import PIL  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
-from study_models import StudyCnn  # noqa: E402
+from study_models import StudyCnn, train_epoch  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--train-dir", required=True,
@@ -56,18 +56,8 @@ crit = torch.nn.CrossEntropyLoss()
 opt = torch.optim.RMSprop(net.parameters(), lr=a.lr, alpha=0.9)
 
 for epoch in range(a.epochs):
-    net.train()
-    loss_sum, correct, seen = 0.0, 0, 0
     t0 = time.perf_counter()
-    for x, y in loader:
-        opt.zero_grad()
-        out = net(x)
-        loss = crit(out, y)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.item() * x.size(0)
-        correct += int((out.argmax(1) == y).sum())
-        seen += x.size(0)
+    loss_sum, correct, seen = train_epoch(net, loader, opt, crit)
     dt = time.perf_counter() - t0
     print(json.dumps({"impl": "pytorch " + torch.__version__,
                       "torchvision": torchvision.__version__, "pillow": PIL.__version__,

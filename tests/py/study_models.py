@@ -47,3 +47,20 @@ class StudyCnn(nn.Module):
             x = self.dropout(x)
         x = self.act(self.fc2(x))
         return self.fc3(x)
+
+
+def train_epoch(net, loader, opt, crit):
+    """The study's training loop over one epoch (zero_grad, forward, loss, backward, step), with
+    the per-step loss and accuracy sums its progress line needs: (loss_sum, correct, seen)."""
+    net.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        opt.zero_grad()
+        out = net(x)
+        loss = crit(out, y)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.item() * x.size(0)
+        correct += int((out.argmax(1) == y).sum())
+        seen += x.size(0)
+    return loss_sum, correct, seen
