@@ -99,8 +99,10 @@ done
 if (( ${#libdirs[@]} )); then export ENGINE_CUDA_LIBRARY_PATH=$(IFS=:; echo "${libdirs[*]}"); fi
 echo "gpu_check: bundle $(tr '\n' ' ' < "$BUNDLE/COMMIT" 2>/dev/null || echo '?')" | tee -a "$RAW/probe.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader > "$RAW/gpu.txt" 2>&1
+# Once (it loads cuBLAS and cuDNN): the JSON for the report, its fields echoed here.
 "$BIN/cuda_info" --json > "$RAW/cuda_info.json" 2> "$RAW/cuda_info.log"
-"$BIN/cuda_info" | sed 's/^/gpu_check: /'
+python3 -c 'import json, sys
+for k, v in json.load(open(sys.argv[1])).items(): print(f"gpu_check: {k}: {v}")' "$RAW/cuda_info.json" 2>&1
 for b in "$BIN"/*; do
   ldd "$b" | grep "not found" | sed "s|^|gpu_check: $(basename "$b") cannot load |"
 done | tee -a "$RAW/probe.txt"
