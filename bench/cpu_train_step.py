@@ -22,6 +22,8 @@ ap.add_argument("--batch", type=int, default=8)
 ap.add_argument("--steps", type=int, default=5)
 ap.add_argument("--rounds", type=int, default=2, help="alternating runs per implementation")
 ap.add_argument("--models", default="simple,bn_dropout,sigmoid,tanh")
+ap.add_argument("--widths", default="1", help="comma-separated model widths, e.g. 1,0.5,0.25")
+ap.add_argument("--image-size", type=int, default=64)
 ap.add_argument("--json", help="write all measurements here")
 a = ap.parse_args()
 
@@ -29,7 +31,8 @@ engine_bin = os.path.join(a.build, "bench", "bench_train_step")
 if not os.path.exists(engine_bin):
     sys.exit(f"cpu_train_step: {engine_bin} not found: build the project first")
 env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-common = ["--batch", str(a.batch), "--steps", str(a.steps), "--threads", str(a.threads)]
+common = ["--batch", str(a.batch), "--steps", str(a.steps), "--threads", str(a.threads),
+          "--image-size", str(a.image_size)]
 
 
 def run(cmd):
@@ -38,19 +41,19 @@ def run(cmd):
 
 
 rows, raw = [], []
-for m in a.models.split(","):
+for w, m in [(w, m) for w in a.widths.split(",") for m in a.models.split(",")]:
     ours, ref = [], []
     for _ in range(a.rounds):
-        ours.append(run([engine_bin, "--model", m] + common))
-        ref.append(run([sys.executable, os.path.join(here, "torch_train_step.py"), "--model", m]
-                       + common))
+        ours.append(run([engine_bin, "--model", m, "--width", w] + common))
+        ref.append(run([sys.executable, os.path.join(here, "torch_train_step.py"), "--model", m,
+                        "--width", w] + common))
     raw += ours + ref
     o_ips = statistics.median(r["images_per_s"] for r in ours)
     r_ips = statistics.median(r["images_per_s"] for r in ref)
     mem = [max(r[k] for r in side) for k in ("peak_above_baseline_mb", "baseline_rss_mb",
                                                "peak_rss_mb") for side in (ours, ref)]
-    rows.append((m, o_ips, r_ips, o_ips / r_ips, *mem))
-    print(f"{m}: engine {o_ips:.3f} img/s, {ref[0]['impl']} {r_ips:.3f} img/s", file=sys.stderr)
+    rows.append((f"{m} w{w}", o_ips, r_ips, o_ips / r_ips, *mem))
+    print(f"{m} width {w}: engine {o_ips:.3f} img/s, {ref[0]['impl']} {r_ips:.3f} img/s", file=sys.stderr)
 
 print("| model | engine img/s | PyTorch img/s | ratio | engine peak above baseline MB | "
       "PyTorch peak above baseline MB | engine / PyTorch baseline RSS MB | "

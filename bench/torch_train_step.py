@@ -23,6 +23,7 @@ ap.add_argument("--batch", type=int, default=8)
 ap.add_argument("--steps", type=int, default=5)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--image-size", type=int, default=64)
+ap.add_argument("--width", type=float, default=1.0)
 ap.add_argument("--device", default="cpu")
 ap.add_argument("--tf32", default="off", choices=["on", "off"])
 a = ap.parse_args()
@@ -42,7 +43,7 @@ if a.device.startswith("cuda"):
     torch.backends.cudnn.allow_tf32 = a.tf32 == "on"
     torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
     torch.manual_seed(1)
-    net = StudyCnn(a.model, image_size=a.image_size).to(a.device).train()
+    net = StudyCnn(a.model, image_size=a.image_size, width=a.width).to(a.device).train()
     opt = torch.optim.RMSprop(net.parameters(), lr=1e-4, alpha=0.9)
     x = torch.rand(a.batch, 3, a.image_size, a.image_size, device=a.device)
     y = (torch.arange(a.batch) % 6).to(a.device)
@@ -73,7 +74,7 @@ if a.device.startswith("cuda"):
 torch.set_num_threads(a.threads)
 baseline_rss_mb = current_rss_mb()
 torch.manual_seed(1)
-net = StudyCnn(a.model, image_size=a.image_size)
+net = StudyCnn(a.model, image_size=a.image_size, width=a.width)
 net.train()
 opt = torch.optim.RMSprop(net.parameters(), lr=1e-4, alpha=0.9)
 x = torch.rand(a.batch, 3, a.image_size, a.image_size)
@@ -91,7 +92,7 @@ for s in range(a.steps + 1):
 times.sort()
 med = times[len(times) // 2]
 peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"impl": "pytorch " + torch.__version__, "model": a.model, "batch": a.batch,
+print(json.dumps({"impl": "pytorch " + torch.__version__, "model": a.model, "width": a.width, "batch": a.batch,
                   "threads": a.threads, "steps": a.steps, "median_step_s": round(med, 5),
                   "images_per_s": round(a.batch / med, 4), "peak_rss_mb": round(peak_rss_mb, 1),
                   "baseline_rss_mb": round(baseline_rss_mb, 1),

@@ -101,14 +101,22 @@ void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* d
   }
 }
 
-// Which algorithm a convolution uses, from bench_conv_cpu's measurements (bench/RESULTS.md):
-// im2col below 128 input channels, where Winograd's GEMMs are too thin to pay for its transforms
-// (64->128 at 32x32: 131 GFLOP/s per step for im2col, 98 for F(2x2,3x3)); F(2x2,3x3) from 128
-// up (1024->1024 at 16x16: 279 vs 180). F(4x4,3x3) is faster still on the 32x32 layers (257 vs
-// 210 for 256->256) but is not chosen automatically: its larger constants cost accuracy, enough
-// that five RMSprop steps of the tanh model drift 1.03e-3 from float64 PyTorch, past the 1e-3
-// the model parity test holds. ENGINE_CONV_ALGO=im2col|winograd2|winograd4, or
-// set_conv_algorithm(), forces one.
+// Which algorithm a convolution uses, from bench_conv_cpu's measurements of every layer of the
+// custom CNNs at widths 0.25, 0.5 and 1 (bench/RESULTS.md, "Winograd on vectors of channels"),
+// in GFLOP/s of a whole step (forward and both gradients):
+// - im2col below 16 input channels (or 8 output channels), where Winograd's products are too thin
+//   for the cost of its transforms (8->16 at 32x32, batch 32: 26 for im2col, 22 for F(4x4,3x3));
+// - F(4x4,3x3) for outputs of at least 32x32 (16->16 at 32x32, batch 32: 47 against 28 for
+//   im2col; 256->256 at 32x32, batch 8: 255 against 187 for F(2x2,3x3) and 116 for im2col),
+//   but F(2x2,3x3) where Cin x Cout > 256 x 512: F(4x4)'s 36 transformed weight planes are rebuilt
+//   in each pass (151 MB for 1024 -> 1024), which costs it the lead (289 for F(2x2) against 211)
+//   and memory;
+// - on smaller outputs F(2x2,3x3) from 32 input channels (64->64 at 16x16, batch 32: 127 against
+//   87 for im2col), im2col below. F(4x4) would be faster there too (165), but its larger error
+//   (about 3x F(2x2)'s, within the per-op parity tolerance) doubled ResNet-50's head gradient
+//   error in its train-mode parity test at 64x64 inputs (2.0e-4 against the test's 1e-4; F(2x2)
+//   9.9e-5, im2col 9.3e-5), whose BatchNorm over 2 images of 2x2 to 16x16 amplifies it.
+// ENGINE_CONV_ALGO=im2col|winograd2|winograd4, or set_conv_algorithm(), forces one.
 ConvAlgorithm& conv_algorithm_setting() {
   static ConvAlgorithm a = [] {
     const std::string e = std::getenv("ENGINE_CONV_ALGO") ? std::getenv("ENGINE_CONV_ALGO") : "";
@@ -121,7 +129,7 @@ ConvAlgorithm& conv_algorithm_setting() {
 }
 
 // The Winograd tile size M to use (2 or 4), or 0 for im2col.
-int winograd_tile(const Shape& w, const Conv2dParams& p) {
+int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
   if (!winograd_eligible(w, p)) return 0;
   switch (conv_algorithm_setting()) {
     case ConvAlgorithm::Im2col: return 0;
@@ -129,7 +137,9 @@ int winograd_tile(const Shape& w, const Conv2dParams& p) {
     case ConvAlgorithm::Winograd4: return 4;
     case ConvAlgorithm::Auto: break;
   }
-  return w[1] >= 128 && w[0] >= 8 ? 2 : 0;
+  if (w[1] < 16 || w[0] < 8) return 0;
+  if (std::min(y[2], y[3]) >= 32) return w[0] * w[1] > 256 * 512 ? 2 : 4;
+  return w[1] >= 32 ? 2 : 0;
 }
 
 // Depthwise layers go plane by plane (conv2d_depthwise.cpp) unless im2col is forced.
@@ -227,7 +237,7 @@ void forward(const float* xp, const float* wp, const float* bp, float* yp, const
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                     const Conv2dParams& p) {
-  if (int m = winograd_tile(w.shape(), p)) return winograd_forward(m, x, w, b, y, p);
+  if (int m = winograd_tile(w.shape(), y.shape(), p)) return winograd_forward(m, x, w, b, y, p);
   if (use_depthwise(x.shape(), w.shape(), p)) return depthwise_forward(x, w, b, y, p);
   const Geometry g = geometry(x.shape(), w.shape(), y.shape(), p);
   with_activation(p.activation,
@@ -235,7 +245,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
 }
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {
-  if (int m = winograd_tile(w.shape(), p)) return winograd_backward_data(m, gy, w, gx, p);
+  if (int m = winograd_tile(w.shape(), gy.shape(), p)) return winograd_backward_data(m, gy, w, gx, p);
   if (use_depthwise(gx.shape(), w.shape(), p)) return depthwise_backward_data(gy, w, gx, p);
   const Geometry g = geometry(gx.shape(), w.shape(), gy.shape(), p);
   const float *gyp = fptr(gy), *wp = fptr(w);
@@ -268,7 +278,7 @@ void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
 void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tensor& gb,
                             const Conv2dParams& p) {
   const float *gyp = fptr(gy), *xp = fptr(x);
-  if (int m = gw.defined() ? winograd_tile(gw.shape(), p) : 0) {
+  if (int m = gw.defined() ? winograd_tile(gw.shape(), gy.shape(), p) : 0) {
     winograd_backward_weight(m, gy, x, gw, p);
   } else if (gw.defined() && use_depthwise(x.shape(), gw.shape(), p)) {
     depthwise_backward_weight(gy, x, gw, p);

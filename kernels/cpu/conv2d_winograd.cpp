@@ -5,13 +5,15 @@
 //   Y = A^T [ (G w G^T) (.) (B^T d B) ] A
 // where (.) is the element-wise product. Summed over input channels that product is a GEMM per
 // position xi of the transformed (M+2)x(M+2) domain:
-//   M[xi] (Cout x T) = U[xi] (Cout x Cin) * V[xi] (Cin x T),  T = tiles in the chunk.
+//   M[xi] (T x Cout) = V[xi] (T x Cin) * U[xi]^T,  U[xi] (Cout x Cin),  T = tiles in the chunk,
+// the tiles' operands stored channels-last so that the transforms run on vectors of 8 channels
+// (see "The transformed operands" below).
 // F(2x2,3x3): 16 GEMMs, 16 multiplies per 4 outputs instead of 36 (2.25x fewer).
 // F(4x4,3x3): 36 GEMMs, 36 multiplies per 16 outputs instead of 144 (4x fewer), at the price of
 // larger transforms and constants (1/24, 8) that cost some float32 accuracy.
 // Both gradients are the adjoints of the same linear maps:
-//   dd = B [ U (.) (A dY A^T) ] B^T   (backward data: U[xi]^T * Mg[xi], then scatter-add tiles)
-//   dw = G^T [ sum_tiles (A dY A^T) (.) (B^T d B) ] G   (backward weight: Mg[xi] * V[xi]^T)
+//   dd = B [ U (.) (A dY A^T) ] B^T   (backward data: Mg[xi] * U[xi], then scatter-add tiles)
+//   dw = G^T [ sum_tiles (A dY A^T) (.) (B^T d B) ] G   (backward weight: Mg[xi]^T * V[xi])
 // so forward, backward-data and backward-weight all run the same GEMMs on the same transforms.
 // Study shape 1024->1024 at 16x16, batch 8: 38.7 GFLOP direct, 17.2 in F(2x2), 9.7 in F(4x4).
 // The bias and Conv2dParams::activation are applied in the output transform, to each MxM block
@@ -22,6 +24,8 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/cpu_util.h"
@@ -45,20 +49,26 @@ struct Wino<2> {
   static constexpr float G[4][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
   static constexpr float AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
 };
+// F(4x4,3x3) from the interpolation points 0, 1, -1, 2, -1/2 and infinity (Toom-Cook: AT's
+// columns are the points' powers, G's rows [1, a, a^2] / prod_{b != a} (a - b), BT's rows the
+// coefficients of prod_{b != a} (x - b)). The usual points 0, +-1, +-2 put 8 in A^T and 5 in B^T;
+// trading -2 for -1/2 shrinks them, and the float32 error of a 256-channel layer against float64
+// fell from 1.26e-5 to 4.5e-6 of max|y| in a simulation of this arithmetic (bench/RESULTS.md),
+// so that F(4x4) is held to the same parity tolerance as the other algorithms.
 template <>
 struct Wino<4> {
   static constexpr int A = 6;
-  static constexpr float BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0},
-                                     {0, 4, -4, -1, 1, 0}, {0, -2, -1, 2, 1, 0},
-                                     {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
-  static constexpr float G[6][3] = {{1.f / 4, 0, 0},
-                                    {-1.f / 6, -1.f / 6, -1.f / 6},
-                                    {-1.f / 6, 1.f / 6, -1.f / 6},
-                                    {1.f / 24, 1.f / 12, 1.f / 6},
-                                    {1.f / 24, -1.f / 12, 1.f / 6},
+  static constexpr float BT[6][6] = {{1, 1.5f, -2, -1.5f, 1, 0}, {0, -1, -2.5f, -.5f, 1, 0},
+                                     {0, 1, .5f, -2.5f, 1, 0},   {0, -.5f, -1, .5f, 1, 0},
+                                     {0, 2, -1, -2, 1, 0},       {0, 1, 1.5f, -2, -1.5f, 1}};
+  static constexpr float G[6][3] = {{1, 0, 0},
+                                    {-1.f / 3, -1.f / 3, -1.f / 3},
+                                    {1.f / 3, -1.f / 3, 1.f / 3},
+                                    {1.f / 15, 2.f / 15, 4.f / 15},
+                                    {-16.f / 15, 8.f / 15, -4.f / 15},
                                     {0, 0, 1}};
   static constexpr float AT[4][6] = {
-      {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+      {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -.5f, 0}, {0, 1, 1, 4, .25f, 0}, {0, 1, -1, 8, -.125f, 1}};
 };
 
 // out = L X R^T, with L [I][P], X [P][Q], R [J][Q]. Sizes are compile-time, so the compiler
@@ -100,14 +110,22 @@ inline void sandwich_t(const float (&l)[P][I], const float (&x)[P][Q], const flo
     }
 }
 
-
 template <int M>
 struct Tiles {
   static constexpr int A = Wino<M>::A, A2 = A * A;
   int64_t n, cin, cout, h, w, oh, ow, th, tw, pad_h, pad_w;
   Tiles(const Shape& x, const Shape& wt, const Shape& y, const Conv2dParams& p)
-      : n(x[0]), cin(x[1]), cout(wt[0]), h(x[2]), w(x[3]), oh(y[2]), ow(y[3]),
-        th((y[2] + M - 1) / M), tw((y[3] + M - 1) / M), pad_h(p.pad_h), pad_w(p.pad_w) {}
+      : n(x[0]),
+        cin(x[1]),
+        cout(wt[0]),
+        h(x[2]),
+        w(x[3]),
+        oh(y[2]),
+        ow(y[3]),
+        th((y[2] + M - 1) / M),
+        tw((y[3] + M - 1) / M),
+        pad_h(p.pad_h),
+        pad_w(p.pad_w) {}
   int64_t per_image() const { return th * tw; }
   int64_t chunk_images() const {
     const int64_t per = A2 * std::max(cin, cout) * per_image();
@@ -135,101 +153,266 @@ void transform_weights(const float* w, int64_t cout, int64_t cin, float* u) {
   }
 }
 
-// V[xi][c][tile] = (B^T d B)[xi] for the input block d of each tile of images [n0, n0+nb).
+// Calls f(std::integral_constant<int, 0>{}) ... f(<N - 1>): a loop over compile-time indices.
+template <int N, typename F>
+inline void static_for(F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) { (f(std::integral_constant<int, I>{}), ...); }
+  (std::make_integer_sequence<int, N>{});
+}
+
+// The transforms work on kLanes channels at once: each value below is a vector of one position
+// in kLanes consecutive channels (GCC vector extension; one AVX register, two SSE ones).
+constexpr int kLanes = 8;
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float)), aligned(sizeof(float))));
+
+// sum_k L[Row][k] * x(k) (or sum_k L[k][Row] * x(k) when Trans) for a constexpr transform matrix
+// L, unrolled with the zero coefficients dropped and +-1 turned into an add or subtract: IEEE
+// arithmetic does not let the compiler fold 0 * x away itself, and F(2x2)'s matrices are half
+// zeros. The remaining terms are summed in ascending k, as a plain loop would.
+template <const auto& L, int Row, bool Trans, typename X>
+inline Vec lin(const X& x) {
+  using Mat = std::remove_cvref_t<decltype(L)>;
+  constexpr int K = std::extent_v < Mat, Trans ? 0 : 1 > ;
+  Vec acc = {};
+  static_for<K>([&](auto k) {
+    constexpr float c = [] {
+      if constexpr (Trans)
+        return L[decltype(k)::value][Row];
+      else
+        return L[Row][decltype(k)::value];
+    }();
+    if constexpr (c == 1.f)
+      acc += x(k);
+    else if constexpr (c == -1.f)
+      acc -= x(k);
+    else if constexpr (c != 0.f)
+      acc += c * x(k);
+  });
+  return acc;
+}
+
+// The transformed operands are stored channels-last, [xi][tile][channel], so that one tile's
+// transform writes (or reads) kLanes consecutive floats per position xi; the GEMMs take them in
+// that layout (see forward()). A block of kLanes channels of one image is first interleaved into
+// [row][col][lane] (zero-padded: no bounds checks per element), transformed tile by tile with
+// whole-vector arithmetic, and, for the passes that produce planes, de-interleaved again.
+// `cn` <= kLanes is the block's channel count: the lanes beyond it are zeros and never stored.
+
+// dst[r][s][l] = src[l][r - pad_h][s - pad_w] (planes h x w, `plane` floats apart) for r < ph,
+// s < pw, l < cn; 0 outside the planes and in lanes >= cn.
+inline void interleave(const float* src, int64_t plane, int cn, int64_t h, int64_t w, int64_t pad_h,
+                       int64_t pad_w, int64_t ph, int64_t pw, float* dst) {
+  std::fill(dst, dst + ph * pw * kLanes, 0.f);
+  const int64_t r0 = std::max<int64_t>(0, pad_h), r1 = std::min(ph, pad_h + h);
+  const int64_t s0 = std::max<int64_t>(0, pad_w), s1 = std::min(pw, pad_w + w);
+  for (int l = 0; l < cn; ++l)
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* in = src + l * plane + (r - pad_h) * w - pad_w;
+      float* out = dst + r * pw * kLanes + l;
+      for (int64_t s = s0; s < s1; ++s) out[s * kLanes] = in[s];
+    }
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+inline Vec load(const float* p) { return *reinterpret_cast<const Vec*>(p); }
+inline void store(float* p, Vec v) { *reinterpret_cast<Vec*>(p) = v; }
+// The first cn lanes only (a full store when cn == kLanes).
+inline Vec load_n(const float* p, int cn) {
+  if (cn == kLanes) return load(p);
+  Vec v = {};
+  for (int l = 0; l < cn; ++l) v[l] = p[l];
+  return v;
+}
+inline void store_n(float* p, Vec v, int cn) {
+  if (cn == kLanes) return store(p, v);
+  for (int l = 0; l < cn; ++l) p[l] = v[l];
+}
+
+// Runs f(i, c0, cn, buf) for each image i of the chunk and each block of cn <= kLanes channels
+// from c0, in parallel, with a per-thread work buffer of buf_floats floats.
+template <typename F>
+void for_each_block(int64_t nb, int64_t channels, int64_t nt, int64_t buf_floats, F&& f) {
+  const int64_t cblocks = ceil_div(channels, kLanes);
+#pragma omp parallel for collapse(2) schedule(static) if (channels * nt > 1024)
+  for (int64_t i = 0; i < nb; ++i) {
+    for (int64_t cb = 0; cb < cblocks; ++cb) {
+      const int64_t c0 = cb * kLanes;
+      f(i, c0, static_cast<int>(std::min<int64_t>(kLanes, channels - c0)), scratch(3, buf_floats));
+    }
+  }
+}
+
+// V[xi][tile][c] = (B^T d B)[xi] for the input block d of each tile of images [n0, n0+nb).
 template <int M>
 void transform_input(const float* x, const Tiles<M>& t, int64_t n0, int64_t nb, float* v) {
   using W = Wino<M>;
   constexpr int A = W::A;
-  const int64_t tiles_per = t.per_image(), nt = nb * tiles_per, plane = t.cin * nt;
-#pragma omp parallel for collapse(2) schedule(static) if (plane > 1024)
-  for (int64_t c = 0; c < t.cin; ++c) {
-    for (int64_t i = 0; i < nb; ++i) {
-      const float* xc = x + ((n0 + i) * t.cin + c) * t.h * t.w;
-      for (int64_t ty = 0; ty < t.th; ++ty) {
-        for (int64_t tx = 0; tx < t.tw; ++tx) {
-          float d[A][A], q[A][A];
-          const int64_t y0 = M * ty - t.pad_h, x0 = M * tx - t.pad_w;
-          for (int r = 0; r < A; ++r) {
-            const int64_t iy = y0 + r;
-            for (int s = 0; s < A; ++s) {
-              const int64_t ix = x0 + s;
-              d[r][s] = (iy >= 0 && iy < t.h && ix >= 0 && ix < t.w) ? xc[iy * t.w + ix] : 0.f;
-            }
-          }
-          sandwich(W::BT, d, W::BT, q);
-          const int64_t col = c * nt + i * tiles_per + ty * t.tw + tx;
-          for (int xi = 0; xi < A * A; ++xi) v[xi * plane + col] = q[xi / A][xi % A];
-        }
+  const int64_t tiles_per = t.per_image(), nt = nb * tiles_per;
+  const int64_t ph = M * t.th + 2, pw = M * t.tw + 2;
+  for_each_block(nb, t.cin, nt, ph * pw * kLanes, [&](int64_t i, int64_t c0, int cn, float* buf) {
+    interleave(x + ((n0 + i) * t.cin + c0) * t.h * t.w, t.h * t.w, cn, t.h, t.w, t.pad_h, t.pad_w,
+               ph, pw, buf);
+    for (int64_t ty = 0; ty < t.th; ++ty) {
+      for (int64_t tx = 0; tx < t.tw; ++tx) {
+        const float* d = buf + (M * ty * pw + M * tx) * kLanes;
+        Vec rows[A][A];  // B^T d
+        static_for<A>([&](auto r2) {
+          static_for<A>([&](auto s) {
+            rows[r2][s] =
+                lin<W::BT, r2, false>([&](auto r) { return load(d + (r * pw + s) * kLanes); });
+          });
+        });
+        float* out = v + (i * tiles_per + ty * t.tw + tx) * t.cin + c0;
+        static_for<A>([&](auto r2) {
+          static_for<A>([&](auto s2) {
+            store_n(out + (r2 * A + s2) * nt * t.cin,
+                    lin<W::BT, s2, false>([&](auto s) { return rows[r2][s]; }), cn);
+          });
+        });
       }
     }
-  }
+  });
 }
 
-// Mg[xi][co][tile] = (A dY A^T)[xi] for the MxM output-gradient block of each tile (0 beyond
+// Mg[xi][tile][co] = (A dY A^T)[xi] for the MxM output-gradient block of each tile (0 beyond
 // the output edge).
 template <int M>
-void transform_output_grad(const float* gy, const Tiles<M>& t, int64_t n0, int64_t nb,
-                           float* mg) {
+void transform_output_grad(const float* gy, const Tiles<M>& t, int64_t n0, int64_t nb, float* mg) {
   using W = Wino<M>;
   constexpr int A = W::A;
-  const int64_t tiles_per = t.per_image(), nt = nb * tiles_per, plane = t.cout * nt;
-#pragma omp parallel for collapse(2) schedule(static) if (plane > 1024)
-  for (int64_t c = 0; c < t.cout; ++c) {
-    for (int64_t i = 0; i < nb; ++i) {
-      const float* gc = gy + ((n0 + i) * t.cout + c) * t.oh * t.ow;
-      for (int64_t ty = 0; ty < t.th; ++ty) {
-        for (int64_t tx = 0; tx < t.tw; ++tx) {
-          float dy[M][M], q[A][A];
-          for (int a = 0; a < M; ++a) {
-            const int64_t oy = M * ty + a;
-            for (int b = 0; b < M; ++b) {
-              const int64_t ox = M * tx + b;
-              dy[a][b] = (oy < t.oh && ox < t.ow) ? gc[oy * t.ow + ox] : 0.f;
-            }
-          }
-          sandwich_t(W::AT, dy, W::AT, q);
-          const int64_t col = c * nt + i * tiles_per + ty * t.tw + tx;
-          for (int xi = 0; xi < A * A; ++xi) mg[xi * plane + col] = q[xi / A][xi % A];
-        }
+  const int64_t tiles_per = t.per_image(), nt = nb * tiles_per;
+  const int64_t ph = M * t.th, pw = M * t.tw;
+  for_each_block(nb, t.cout, nt, ph * pw * kLanes, [&](int64_t i, int64_t c0, int cn, float* buf) {
+    interleave(gy + ((n0 + i) * t.cout + c0) * t.oh * t.ow, t.oh * t.ow, cn, t.oh, t.ow, 0, 0, ph,
+               pw, buf);
+    for (int64_t ty = 0; ty < t.th; ++ty) {
+      for (int64_t tx = 0; tx < t.tw; ++tx) {
+        const float* d = buf + (M * ty * pw + M * tx) * kLanes;
+        Vec rows[A][M];  // A^T-transposed applied to the rows: (A dY) per column
+        static_for<A>([&](auto a2) {
+          static_for<M>([&](auto b) {
+            rows[a2][b] =
+                lin<W::AT, a2, true>([&](auto a) { return load(d + (a * pw + b) * kLanes); });
+          });
+        });
+        float* out = mg + (i * tiles_per + ty * t.tw + tx) * t.cout + c0;
+        static_for<A>([&](auto a2) {
+          static_for<A>([&](auto b2) {
+            store_n(out + (a2 * A + b2) * nt * t.cout,
+                    lin<W::AT, b2, true>([&](auto b) { return rows[a2][b]; }), cn);
+          });
+        });
       }
     }
-  }
-}
-
-// For each of the A*A positions: out[xi] = op(a[xi]) * op(b[xi]), each (m x n), inner k.
-void batched_gemm(int count, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a,
-                  const float* b, float beta, float* out) {
-  const int64_t lda = ta ? m : k, ldb = tb ? k : n;
-  for (int xi = 0; xi < count; ++xi)
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                n, k, 1.f, a + xi * m * k, lda, b + xi * k * n, ldb, beta, out + xi * m * n, n);
+  });
 }
 
 // y[tile] = act(A^T M[tile] A + b) for the tiles of images [n0, n0+nb): the output transform,
-// with bias and activation applied to each MxM block while it is in registers.
+// with bias and activation applied as the block is de-interleaved into y (no pass of its own).
 template <int M, typename Act>
 void transform_output(const float* m, const float* bp, const Tiles<M>& t, int64_t n0, int64_t nb,
                       float* yp, Act act) {
   using W = Wino<M>;
-  constexpr int A = W::A, A2 = A * A;
-  const int64_t tiles_per = t.per_image(), nt = nb * tiles_per, plane = t.cout * nt;
-#pragma omp parallel for collapse(2) schedule(static) if (plane > 1024)
-  for (int64_t c = 0; c < t.cout; ++c) {
-    for (int64_t i = 0; i < nb; ++i) {
-      float* yc = yp + ((n0 + i) * t.cout + c) * t.oh * t.ow;
-      const float bias = bp ? bp[c] : -0.f;  // -0.f: adding it changes nothing, not even -0
-      for (int64_t ty = 0; ty < t.th; ++ty) {
-        for (int64_t tx = 0; tx < t.tw; ++tx) {
-          const int64_t col = c * nt + i * tiles_per + ty * t.tw + tx;
-          float q[A][A], r[M][M];
-          for (int xi = 0; xi < A2; ++xi) q[xi / A][xi % A] = m[xi * plane + col];
-          sandwich(W::AT, q, W::AT, r);
-          for (int a = 0; a < M && M * ty + a < t.oh; ++a) {
-            float* row = yc + (M * ty + a) * t.ow + M * tx;
-            for (int s = 0; s < M && M * tx + s < t.ow; ++s) row[s] = act(r[a][s] + bias);
-          }
-        }
+  constexpr int A = W::A;
+  const int64_t tiles_per = t.per_image(), nt = nb * tiles_per;
+  const int64_t ph = M * t.th, pw = M * t.tw;
+  for_each_block(nb, t.cout, nt, ph * pw * kLanes, [&](int64_t i, int64_t c0, int cn, float* buf) {
+    for (int64_t ty = 0; ty < t.th; ++ty) {
+      for (int64_t tx = 0; tx < t.tw; ++tx) {
+        const float* q = m + (i * tiles_per + ty * t.tw + tx) * t.cout + c0;
+        Vec cols[A][M];  // M A per tile
+        static_for<A>([&](auto p) {
+          static_for<M>([&](auto b) {
+            cols[p][b] = lin<W::AT, b, false>(
+                [&](auto k) { return load_n(q + (p * A + k) * nt * t.cout, cn); });
+          });
+        });
+        float* out = buf + (M * ty * pw + M * tx) * kLanes;
+        static_for<M>([&](auto a) {
+          static_for<M>([&](auto b) {
+            store(out + (a * pw + b) * kLanes,
+                  lin<W::AT, a, false>([&](auto p) { return cols[p][b]; }));
+          });
+        });
       }
+    }
+    for (int l = 0; l < cn; ++l) {
+      float* yc = yp + ((n0 + i) * t.cout + c0 + l) * t.oh * t.ow;
+      const float bias = bp ? bp[c0 + l] : -0.f;  // -0.f: adding it changes nothing, not even -0
+      for (int64_t oy = 0; oy < t.oh; ++oy) {
+        const float* in = buf + oy * pw * kLanes + l;
+        float* row = yc + oy * t.ow;
+#pragma omp simd
+        for (int64_t ox = 0; ox < t.ow; ++ox) row[ox] = act(in[ox * kLanes] + bias);
+      }
+    }
+  });
+}
+
+// gx = the tiles' B Vg B^T added into a zero-padded block (neighbouring tiles overlap by two
+// rows/columns), whose interior is then de-interleaved into the planes of gx.
+template <int M>
+void transform_input_grad(const float* vg, const Tiles<M>& t, int64_t n0, int64_t nb, float* gx) {
+  using W = Wino<M>;
+  constexpr int A = W::A;
+  const int64_t tiles_per = t.per_image(), nt = nb * tiles_per;
+  const int64_t ph = M * t.th + 2, pw = M * t.tw + 2;
+  for_each_block(nb, t.cin, nt, ph * pw * kLanes, [&](int64_t i, int64_t c0, int cn, float* buf) {
+    std::fill(buf, buf + ph * pw * kLanes, 0.f);
+    for (int64_t ty = 0; ty < t.th; ++ty) {
+      for (int64_t tx = 0; tx < t.tw; ++tx) {
+        const float* q = vg + (i * tiles_per + ty * t.tw + tx) * t.cin + c0;
+        Vec cols[A][A];  // Vg B^T per tile
+        static_for<A>([&](auto p) {
+          static_for<A>([&](auto s) {
+            cols[p][s] = lin<W::BT, s, true>(
+                [&](auto k) { return load_n(q + (p * A + k) * nt * t.cin, cn); });
+          });
+        });
+        float* out = buf + (M * ty * pw + M * tx) * kLanes;
+        static_for<A>([&](auto a) {
+          static_for<A>([&](auto s) {
+            float* o = out + (a * pw + s) * kLanes;
+            store(o, load(o) + lin<W::BT, a, true>([&](auto p) { return cols[p][s]; }));
+          });
+        });
+      }
+    }
+    for (int l = 0; l < cn; ++l) {
+      float* dc = gx + ((n0 + i) * t.cin + c0 + l) * t.h * t.w;
+      for (int64_t iy = 0; iy < t.h; ++iy) {
+        const float* in = buf + ((iy + t.pad_h) * pw + t.pad_w) * kLanes + l;
+        float* row = dc + iy * t.w;
+#pragma omp simd
+        for (int64_t ix = 0; ix < t.w; ++ix) row[ix] = in[ix * kLanes];
+      }
+    }
+  });
+}
+
+// The A*A products of one chunk, one SGEMM per position xi, on the channels-last operands:
+//   forward          M[xi]  (T x Cout)  = V[xi]  (T x Cin)  * U[xi]^T
+//   backward data    Vg[xi] (T x Cin)   = Mg[xi] (T x Cout) * U[xi]   (Cout x Cin)
+//   backward weight  S[xi]  (Cout x Cin) += Mg[xi]^T         * V[xi]
+enum class Product { Forward, BackwardData, BackwardWeight };
+void batched_gemm(Product pr, int count, int64_t nt, int64_t cin, int64_t cout, const float* a,
+                  const float* b, float beta, float* out) {
+  for (int xi = 0; xi < count; ++xi) {
+    switch (pr) {
+      case Product::Forward:  // a = V, b = U
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, cout, cin, 1.f, a + xi * nt * cin,
+                    cin, b + xi * cout * cin, cin, 0.f, out + xi * nt * cout, cout);
+        break;
+      case Product::BackwardData:  // a = Mg, b = U
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, cin, cout, 1.f,
+                    a + xi * nt * cout, cout, b + xi * cout * cin, cin, 0.f, out + xi * nt * cin,
+                    cin);
+        break;
+      case Product::BackwardWeight:  // a = Mg, b = V
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cout, cin, nt, 1.f, a + xi * nt * cout,
+                    cout, b + xi * nt * cin, cin, beta, out + xi * cout * cin, cin);
+        break;
     }
   }
 }
@@ -249,7 +432,7 @@ void forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, const
     float* v = scratch(0, A2 * t.cin * nt);
     float* m = scratch(1, A2 * t.cout * nt);
     transform_input<M>(xp, t, n0, nb, v);
-    batched_gemm(A2, false, false, t.cout, nt, t.cin, u, v, 0.f, m);
+    batched_gemm(Product::Forward, A2, nt, t.cin, t.cout, v, u, 0.f, m);
     with_activation(p.activation,
                     [&](auto act) { transform_output<M>(m, bp, t, n0, nb, yp, act); });
   }
@@ -270,35 +453,8 @@ void backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dPa
     float* mg = scratch(1, A2 * t.cout * nt);
     float* vg = scratch(0, A2 * t.cin * nt);
     transform_output_grad<M>(gyp, t, n0, nb, mg);
-    batched_gemm(A2, true, false, t.cin, nt, t.cout, u, mg, 0.f, vg);
-    // dd = B Vg B^T per tile, scatter-added: neighbouring tiles overlap by two rows/columns.
-    // Parallel over (image, channel) planes, which no two threads share.
-    const int64_t plane = t.cin * nt;
-#pragma omp parallel for collapse(2) schedule(static) if (plane > 1024)
-    for (int64_t i = 0; i < nb; ++i) {
-      for (int64_t c = 0; c < t.cin; ++c) {
-        float* dc = gxp + ((n0 + i) * t.cin + c) * t.h * t.w;
-        std::fill(dc, dc + t.h * t.w, 0.f);
-        for (int64_t ty = 0; ty < t.th; ++ty) {
-          for (int64_t tx = 0; tx < t.tw; ++tx) {
-            const int64_t col = c * nt + i * tiles_per + ty * t.tw + tx;
-            float q[A][A], d[A][A];
-            for (int xi = 0; xi < A2; ++xi) q[xi / A][xi % A] = vg[xi * plane + col];
-            sandwich_t(W::BT, q, W::BT, d);
-            const int64_t y0 = M * ty - t.pad_h, x0 = M * tx - t.pad_w;
-            for (int a = 0; a < A; ++a) {
-              const int64_t iy = y0 + a;
-              if (iy < 0 || iy >= t.h) continue;
-              float* row = dc + iy * t.w;
-              for (int s = 0; s < A; ++s) {
-                const int64_t ix = x0 + s;
-                if (ix >= 0 && ix < t.w) row[ix] += d[a][s];
-              }
-            }
-          }
-        }
-      }
-    }
+    batched_gemm(Product::BackwardData, A2, nt, t.cin, t.cout, mg, u, 0.f, vg);
+    transform_input_grad<M>(vg, t, n0, nb, gxp);
   }
 }
 
@@ -316,7 +472,7 @@ void backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, const Conv2d
     float* mg = scratch(1, A2 * t.cout * nt);
     transform_input<M>(xp, t, n0, nb, v);
     transform_output_grad<M>(gyp, t, n0, nb, mg);
-    batched_gemm(A2, false, true, t.cout, t.cin, nt, mg, v, n0 == 0 ? 0.f : 1.f, s);
+    batched_gemm(Product::BackwardWeight, A2, nt, t.cin, t.cout, mg, v, n0 == 0 ? 0.f : 1.f, s);
   }
   // dw = G^T S G for each (co, ci), a block of filters at a time (see kBlock).
   float* gwp = fptr(gw);
