@@ -14,8 +14,6 @@
 // arithmetic per output: a compare or two for ReLU/ReLU6, against 2*K FLOPs of the convolution;
 // sigmoid/tanh add a Cephes exp polynomial and a divide (about 20 FLOPs, vectorised), the same
 // functions as the activation kernel (cpu_util.h), so the result is the separate activation's.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -32,7 +30,6 @@ namespace {
 // Largest im2col buffer, in floats (96 MB): the chunk of images is sized to fit.
 constexpr int64_t kColBudget = 24 << 20;
 
-
 struct Geometry {
   int64_t n, cin, h, w, cout, kh, kw, oh, ow, groups, cin_g, cout_g, k, ohw;
   bool direct;  // 1x1, stride 1, no padding: col is the input itself
@@ -47,8 +44,8 @@ Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const Conv2dPa
   g.cin_g = g.cin / g.groups, g.cout_g = g.cout / g.groups;
   g.k = g.cin_g * g.kh * g.kw;
   g.ohw = g.oh * g.ow;
-  g.direct = g.kh == 1 && g.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
-             p.pad_w == 0;
+  g.direct =
+      g.kh == 1 && g.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
   return g;
 }
 
@@ -132,10 +129,14 @@ ConvAlgorithm& conv_algorithm_setting() {
 int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
   if (!winograd_eligible(w, p)) return 0;
   switch (conv_algorithm_setting()) {
-    case ConvAlgorithm::Im2col: return 0;
-    case ConvAlgorithm::Winograd2: return 2;
-    case ConvAlgorithm::Winograd4: return 4;
-    case ConvAlgorithm::Auto: break;
+    case ConvAlgorithm::Im2col:
+      return 0;
+    case ConvAlgorithm::Winograd2:
+      return 2;
+    case ConvAlgorithm::Winograd4:
+      return 4;
+    case ConvAlgorithm::Auto:
+      break;
   }
   if (w[1] < 16 || w[0] < 8) return 0;
   if (std::min(y[2], y[3]) >= 32) return w[0] * w[1] > 256 * 512 ? 2 : 4;
@@ -176,7 +177,8 @@ const float* group_col(const float* x, const Geometry& g, const Conv2dParams& p,
 }
 
 // buf[co, i*OHW + s] <-> t[n0 + i, co, s] for a chunk of nb images.
-void gather_chunk(const float* t, const Geometry& g, int64_t c, int64_t n0, int64_t nb, float* buf) {
+void gather_chunk(const float* t, const Geometry& g, int64_t c, int64_t n0, int64_t nb,
+                  float* buf) {
 #pragma omp parallel for collapse(2) schedule(static) if (nb * c * g.ohw > kParallelGrain)
   for (int64_t i = 0; i < nb; ++i)
     for (int64_t co = 0; co < c; ++co)
@@ -202,8 +204,7 @@ void forward(const float* xp, const float* wp, const float* bp, float* yp, const
       float* col = scratch(0, g.k * ld);
       float* out = scratch(1, g.cout * ld);
       im2col_chunk(xp, g, p, n0, nb, col);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.cout, ld, g.k, 1.f, wp, g.k, col,
-                  ld, 0.f, out, ld);
+      sgemm(false, false, g.cout, ld, g.k, wp, g.k, col, ld, 0.f, out, ld);
       // The copy back to NCHW is the output pass: bias and activation while the chunk is hot.
 #pragma omp parallel for collapse(2) schedule(static) if (g.cout * ld > kParallelGrain)
       for (int64_t i = 0; i < nb; ++i) {
@@ -223,8 +224,8 @@ void forward(const float* xp, const float* wp, const float* bp, float* yp, const
     float* yn = yp + n * g.cout * g.ohw;
     for (int64_t gr = 0; gr < g.groups; ++gr) {
       const float* c = group_col(xp, g, p, n, gr);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.cout_g, g.ohw, g.k, 1.f,
-                  wp + gr * g.cout_g * g.k, g.k, c, g.ohw, 0.f, yn + gr * g.cout_g * g.ohw, g.ohw);
+      sgemm(false, false, g.cout_g, g.ohw, g.k, wp + gr * g.cout_g * g.k, g.k, c, g.ohw, 0.f,
+            yn + gr * g.cout_g * g.ohw, g.ohw);
     }
     if (!bp && kIdentity) continue;
 #pragma omp parallel for schedule(static) if (g.cout * g.ohw > kParallelGrain)
@@ -245,7 +246,8 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
 }
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {
-  if (int m = winograd_tile(w.shape(), gy.shape(), p)) return winograd_backward_data(m, gy, w, gx, p);
+  if (int m = winograd_tile(w.shape(), gy.shape(), p))
+    return winograd_backward_data(m, gy, w, gx, p);
   if (use_depthwise(gx.shape(), w.shape(), p)) return depthwise_backward_data(gy, w, gx, p);
   const Geometry g = geometry(gx.shape(), w.shape(), gy.shape(), p);
   const float *gyp = fptr(gy), *wp = fptr(w);
@@ -256,8 +258,7 @@ void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
       float* dy = scratch(1, g.cout * ld);
       float* dcol = scratch(0, g.k * ld);
       gather_chunk(gyp, g, g.cout, n0, nb, dy);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.k, ld, g.cout, 1.f, wp, g.k, dy, ld,
-                  0.f, dcol, ld);
+      sgemm(true, false, g.k, ld, g.cout, wp, g.k, dy, ld, 0.f, dcol, ld);
       for (int64_t i = 0; i < nb; ++i)
         col2im(dcol + i * g.ohw, g, p, gxp + (n0 + i) * g.cin * g.h * g.w, ld);
     }
@@ -268,8 +269,8 @@ void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
       const float* gyg = gyp + (n * g.cout + gr * g.cout_g) * g.ohw;
       float* gxg = gxp + (n * g.cin + gr * g.cin_g) * g.h * g.w;
       float* c = g.direct ? gxg : scratch(0, g.k * g.ohw);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.k, g.ohw, g.cout_g, 1.f,
-                  wp + gr * g.cout_g * g.k, g.k, gyg, g.ohw, 0.f, c, g.ohw);
+      sgemm(true, false, g.k, g.ohw, g.cout_g, wp + gr * g.cout_g * g.k, g.k, gyg, g.ohw, 0.f, c,
+            g.ohw);
       if (!g.direct) col2im(c, g, p, gxg, g.ohw);
     }
   }
@@ -292,16 +293,15 @@ void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tenso
         float* dy = scratch(1, g.cout * ld);
         im2col_chunk(xp, g, p, n0, nb, col);
         gather_chunk(gyp, g, g.cout, n0, nb, dy);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.cout, g.k, ld, 1.f, dy, ld, col,
-                    ld, n0 == 0 ? 0.f : 1.f, gwp, g.k);
+        sgemm(false, true, g.cout, g.k, ld, dy, ld, col, ld, n0 == 0 ? 0.f : 1.f, gwp, g.k);
       }
     } else {
       for (int64_t n = 0; n < g.n; ++n) {
         for (int64_t gr = 0; gr < g.groups; ++gr) {
           const float* c = group_col(xp, g, p, n, gr);
           const float* gyg = gyp + (n * g.cout + gr * g.cout_g) * g.ohw;
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.cout_g, g.k, g.ohw, 1.f, gyg,
-                      g.ohw, c, g.ohw, n == 0 ? 0.f : 1.f, gwp + gr * g.cout_g * g.k, g.k);
+          sgemm(false, true, g.cout_g, g.k, g.ohw, gyg, g.ohw, c, g.ohw, n == 0 ? 0.f : 1.f,
+                gwp + gr * g.cout_g * g.k, g.k);
         }
       }
     }

@@ -21,8 +21,6 @@
 // exp polynomial and a divide (sigmoid/tanh) per output.
 #include "kernels/cpu/conv2d_winograd.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <type_traits>
 #include <utility>
@@ -401,17 +399,16 @@ void batched_gemm(Product pr, int count, int64_t nt, int64_t cin, int64_t cout, 
   for (int xi = 0; xi < count; ++xi) {
     switch (pr) {
       case Product::Forward:  // a = V, b = U
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, cout, cin, 1.f, a + xi * nt * cin,
-                    cin, b + xi * cout * cin, cin, 0.f, out + xi * nt * cout, cout);
+        sgemm(false, true, nt, cout, cin, a + xi * nt * cin, cin, b + xi * cout * cin, cin, 0.f,
+              out + xi * nt * cout, cout);
         break;
       case Product::BackwardData:  // a = Mg, b = U
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, cin, cout, 1.f,
-                    a + xi * nt * cout, cout, b + xi * cout * cin, cin, 0.f, out + xi * nt * cin,
-                    cin);
+        sgemm(false, false, nt, cin, cout, a + xi * nt * cout, cout, b + xi * cout * cin, cin, 0.f,
+              out + xi * nt * cin, cin);
         break;
       case Product::BackwardWeight:  // a = Mg, b = V
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cout, cin, nt, 1.f, a + xi * nt * cout,
-                    cout, b + xi * nt * cin, cin, beta, out + xi * cout * cin, cin);
+        sgemm(true, false, cout, cin, nt, a + xi * nt * cout, cout, b + xi * nt * cin, cin, beta,
+              out + xi * cout * cin, cin);
         break;
     }
   }

@@ -1,6 +1,4 @@
 // CPU linear layer: three SGEMMs (OpenBLAS). y = x w^T + b; dx = dy w; dw = dy^T x; db = sum dy.
-#include <cblas.h>
-
 #include "kernels/cpu/cpu_util.h"
 
 namespace engine::cpu {
@@ -16,21 +14,17 @@ void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
       for (int64_t o = 0; o < out; ++o) yp[r * out + o] = bp[o];
     beta = 1.f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, fptr(x), in, fptr(w), in,
-              beta, yp, out);
+  sgemm(false, true, n, out, in, fptr(x), in, fptr(w), in, beta, yp, out);
 }
 
 void linear_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx) {
   const int64_t n = gy.size(0), out = w.size(0), in = w.size(1);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.f, fptr(gy), out, fptr(w),
-              in, 0.f, fptr(gx), in);
+  sgemm(false, false, n, in, out, fptr(gy), out, fptr(w), in, 0.f, fptr(gx), in);
 }
 
 void linear_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tensor& gb) {
   const int64_t n = gy.size(0), out = gy.size(1), in = x.size(1);
-  if (gw.defined())
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.f, fptr(gy), out, fptr(x),
-                in, 0.f, fptr(gw), in);
+  if (gw.defined()) sgemm(true, false, out, in, n, fptr(gy), out, fptr(x), in, 0.f, fptr(gw), in);
   if (gb.defined()) {
     const float* g = fptr(gy);
     float* gbp = fptr(gb);
