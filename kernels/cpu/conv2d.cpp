@@ -238,6 +238,7 @@ void forward(const float* xp, const float* wp, const float* bp, float* yp, const
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                     const Conv2dParams& p) {
+  winograd_forget();
   if (int m = winograd_tile(w.shape(), y.shape(), p)) return winograd_forward(m, x, w, b, y, p);
   if (use_depthwise(x.shape(), w.shape(), p)) return depthwise_forward(x, w, b, y, p);
   const Geometry g = geometry(x.shape(), w.shape(), y.shape(), p);
@@ -246,6 +247,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
 }
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {
+  winograd_forget();
   if (int m = winograd_tile(w.shape(), gy.shape(), p))
     return winograd_backward_data(m, gy, w, gx, p);
   if (use_depthwise(gx.shape(), w.shape(), p)) return depthwise_backward_data(gy, w, gx, p);
@@ -279,7 +281,9 @@ void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
 void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tensor& gb,
                             const Conv2dParams& p) {
   const float *gyp = fptr(gy), *xp = fptr(x);
-  if (int m = gw.defined() ? winograd_tile(gw.shape(), gy.shape(), p) : 0) {
+  const int m = gw.defined() ? winograd_tile(gw.shape(), gy.shape(), p) : 0;
+  if (!m) winograd_forget();  // the Winograd path uses (and then forgets) backward_data's Mg
+  if (m) {
     winograd_backward_weight(m, gy, x, gw, p);
   } else if (gw.defined() && use_depthwise(x.shape(), gw.shape(), p)) {
     depthwise_backward_weight(gy, x, gw, p);

@@ -414,6 +414,19 @@ void batched_gemm(Product pr, int count, int64_t nt, int64_t cin, int64_t cout, 
   }
 }
 
+// The transformed output gradient Mg of the last backward_data, kept in scratch slot 1 for the
+// backward_weight that the conv's backward runs next on the same gy (engine/ops/conv2d.cpp): it
+// then skips its own transform_output_grad (7% of a quarter-width training step in perf). Valid
+// only when the whole batch was one chunk; any other conv call on the thread forgets it
+// (winograd_forget, called by every conv entry point but that backward_weight), so a stale Mg is
+// never read.
+struct MgMemo {
+  const float* gy = nullptr;
+  Shape shape;
+  int tile = 0;
+};
+thread_local MgMemo t_mg_memo;
+
 template <int M>
 void forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, const Conv2dParams& p) {
   using W = Wino<M>;
@@ -453,6 +466,7 @@ void backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dPa
     batched_gemm(Product::BackwardData, A2, nt, t.cin, t.cout, mg, u, 0.f, vg);
     transform_input_grad<M>(vg, t, n0, nb, gxp);
   }
+  if (nb_max >= t.n) t_mg_memo = {gyp, gy.shape(), M};
 }
 
 template <int M>
@@ -463,12 +477,15 @@ void backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, const Conv2d
   float* s = scratch(2, A2 * t.cout * t.cin);
   const float *gyp = fptr(gy), *xp = fptr(x);
   const int64_t nb_max = t.chunk_images(), tiles_per = t.per_image();
+  const bool reuse_mg = nb_max >= t.n && t_mg_memo.gy == gyp && t_mg_memo.tile == M &&
+                        t_mg_memo.shape == gy.shape();
+  t_mg_memo = {};
   for (int64_t n0 = 0; n0 < t.n; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, t.n - n0), nt = nb * tiles_per;
     float* v = scratch(0, A2 * t.cin * nt);
     float* mg = scratch(1, A2 * t.cout * nt);
     transform_input<M>(xp, t, n0, nb, v);
-    transform_output_grad<M>(gyp, t, n0, nb, mg);
+    if (!reuse_mg) transform_output_grad<M>(gyp, t, n0, nb, mg);
     batched_gemm(Product::BackwardWeight, A2, nt, t.cin, t.cout, mg, v, n0 == 0 ? 0.f : 1.f, s);
   }
   // dw = G^T S G for each (co, ci), a block of filters at a time (see kBlock).
@@ -489,6 +506,8 @@ void backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, const Conv2d
 }
 
 }  // namespace
+
+void winograd_forget() { t_mg_memo = {}; }
 
 bool winograd_eligible(const Shape& w, const Conv2dParams& p) {
   return w[2] == 3 && w[3] == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&

@@ -12,6 +12,10 @@ void set_conv_algorithm(ConvAlgorithm a);  // defined in kernels/cpu/conv2d.cpp
 // 3x3 kernel, stride 1, dilation 1, one group.
 bool winograd_eligible(const Shape& w, const Conv2dParams& p);
 
+// Forgets the transformed output gradient that winograd_backward_data keeps for the
+// winograd_backward_weight that follows it on the same gy; every other conv call runs this first.
+void winograd_forget();
+
 // `tile` is M of F(MxM, 3x3): 2 or 4.
 void winograd_forward(int tile, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                       const Conv2dParams& p);
