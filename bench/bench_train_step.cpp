@@ -189,11 +189,12 @@ int main(int argc, char** argv) {
         "\"baseline_rss_mb\": %.1f, \"peak_above_baseline_mb\": %.1f, \"loss\": %.5f, "
         "\"frozen_convs\": %s, \"backward_nodes\": %llu, \"forward_s\": %.4f, \"backward_s\": "
         "%.4f, "
-        "\"update_s\": %.4f}\n",
+        "\"update_s\": %.4f, \"tensor_peak_mb\": %.1f}\n",
         model.c_str(), batch, threads > 0 ? threads : omp_get_max_threads(), steps, median,
         batch / median, ru.ru_maxrss / 1024.0, baseline_rss_mb,
         ru.ru_maxrss / 1024.0 - baseline_rss_mb, loss, freeze ? "true" : "false",
-        static_cast<unsigned long long>(nodes), med(t_fwd), med(t_bwd), med(t_upd));
+        static_cast<unsigned long long>(nodes), med(t_fwd), med(t_bwd), med(t_upd),
+        allocator_for(DeviceType::CPU)->peak_bytes() / 1048576.0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;
