@@ -255,19 +255,26 @@ Header parse_header(const std::string& source, const uint8_t* text, size_t n, ui
   return out;
 }
 
-// The 8-byte length and the space-padded JSON header of f; validates f as the reader would.
-std::string encode_header(const std::string& dest, const File& f) {
+// The 8-byte length and the space-padded JSON header of f; validates f as the reader would. The
+// entries' bytes are `views` where given (one per entry), else their own.
+std::string encode_header(const std::string& dest, const File& f,
+                          const std::vector<std::span<const uint8_t>>* views = nullptr) {
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   if (!f.metadata.empty()) h["__metadata__"] = f.metadata;
   std::set<std::string> names;
   uint64_t offset = 0;
-  for (const Entry& e : f.entries) {
+  if (views && views->size() != f.entries.size())
+    fail(dest, std::to_string(views->size()) + " byte views for " +
+                   std::to_string(f.entries.size()) + " tensors");
+  for (size_t i = 0; i < f.entries.size(); ++i) {
+    const Entry& e = f.entries[i];
+    const size_t have = views ? (*views)[i].size() : e.bytes.size();
     if (e.name.empty()) fail(dest, "tensor name is empty");
     if (e.name == "__metadata__") fail(dest, "tensor name '__metadata__' is reserved");
     if (!names.insert(e.name).second) fail(dest, "duplicate tensor name '" + e.name + "'");
     uint64_t need = byte_count(dest, e.name, e.dtype, e.shape);
-    if (e.bytes.size() != need) {
-      fail(dest, quoted(e.name) + " has " + std::to_string(e.bytes.size()) + " bytes but " +
+    if (have != need) {
+      fail(dest, quoted(e.name) + " has " + std::to_string(have) + " bytes but " +
                      dtype_name(e.dtype) + " x " + shape_str(e.shape) + " needs " +
                      std::to_string(need));
     }
@@ -447,10 +454,17 @@ std::vector<uint8_t> serialize(const File& f) {
 }
 
 void write_file(const std::string& path, const File& f) {
-  std::string header = encode_header(path, f);  // before touching the disk
+  std::vector<std::span<const uint8_t>> views;
+  for (const Entry& e : f.entries) views.emplace_back(e.bytes);
+  write_file(path, f, views);
+}
+
+void write_file(const std::string& path, const File& f,
+                const std::vector<std::span<const uint8_t>>& views) {
+  std::string header = encode_header(path, f, &views);  // before touching the disk
   std::vector<std::span<const uint8_t>> parts;
   parts.emplace_back(reinterpret_cast<const uint8_t*>(header.data()), header.size());
-  for (const Entry& e : f.entries) parts.emplace_back(e.bytes);
+  parts.insert(parts.end(), views.begin(), views.end());
   try {
     write_file_atomic(path, parts);
   } catch (const Error& e) {

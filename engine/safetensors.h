@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,11 @@ File parse(const std::string& source_name, const uint8_t* data, size_t size);
 // are laid out in their order with no gaps. Throws FormatError if f breaks a rule of the format
 // (empty or duplicate name, bytes not matching dtype and shape) or on I/O failure.
 void write_file(const std::string& path, const File& f);
+// The same with each entry's bytes given as a view (views[i] for f.entries[i], whose own bytes
+// are ignored): a checkpoint is written straight from the tensors, with no second copy of it in
+// memory.
+void write_file(const std::string& path, const File& f,
+                const std::vector<std::span<const uint8_t>>& views);
 std::vector<uint8_t> serialize(const File& f);
 
 // Converts one entry to float32: F32, F64, F16 and BF16 (the last two exactly). Anything else

@@ -6,12 +6,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <mutex>
 #include <new>
 #include <utility>
-#include <vector>
 
+#include "engine/block_cache.h"
 #include "engine/error.h"
 #include "engine/op_table.h"
 
@@ -48,8 +47,9 @@ class CpuAllocator final : public Allocator {
     if (bytes == 0) return nullptr;
     size_t rounded = (bytes + 63) / 64 * 64;
     void* p = ENGINE_CPU_BLOCK_CACHE && rounded >= kCachedFrom ? take(size_class(rounded))
-                                                                 : std::aligned_alloc(64, rounded);
-    if (!p) throw Error(detail::concat("cpu allocator: out of memory allocating ", bytes, " bytes"));
+                                                               : std::aligned_alloc(64, rounded);
+    if (!p)
+      throw Error(detail::concat("cpu allocator: out of memory allocating ", bytes, " bytes"));
     size_t now = live_.fetch_add(rounded) + rounded;
     size_t peak = peak_.load();
     while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
@@ -62,9 +62,7 @@ class CpuAllocator final : public Allocator {
     live_.fetch_sub(rounded);
     if (ENGINE_CPU_BLOCK_CACHE && rounded >= kCachedFrom) {
       std::lock_guard<std::mutex> lock(mu_);
-      const size_t cls = size_class(rounded);
-      free_[cls].push_back(p);
-      cached_ += cls;
+      cache_.put(size_class(rounded), p);
       return;
     }
     std::free(p);
@@ -81,18 +79,9 @@ class CpuAllocator final : public Allocator {
   void* take(size_t cls) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(cls);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        cached_ -= cls;
-        return p;
-      }
-      if (cached_ > live_.load()) {  // more cached than in use: a phase has ended, drop its blocks
-        for (auto& [c, blocks] : free_)
-          for (void* b : blocks) munmap(b, c);
-        free_.clear();
-        cached_ = 0;
+      if (void* p = cache_.take(cls)) return p;
+      if (cache_.cached_bytes() > live_.load()) {  // more cached than in use: a phase has ended
+        cache_.drain([](void* b, size_t c) { munmap(b, c); });
       }
     }
     void* p = mmap(nullptr, cls, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -101,8 +90,7 @@ class CpuAllocator final : public Allocator {
 
   std::atomic<size_t> live_{0}, peak_{0};
   std::mutex mu_;
-  std::map<size_t, std::vector<void*>> free_;  // size class -> cached blocks
-  size_t cached_ = 0;                           // bytes in free_
+  BlockCache cache_;
 };
 
 CpuAllocator g_cpu_allocator;
@@ -150,7 +138,8 @@ void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size
     return;
   }
   ensure_backends_registered();
-  ENGINE_CHECK(g_copy, "copy ", src_dev.str(), " -> ", dst_dev.str(), ": no CUDA runtime in this build");
+  ENGINE_CHECK(g_copy, "copy ", src_dev.str(), " -> ", dst_dev.str(),
+               ": no CUDA runtime in this build");
   g_copy(dst, dst_dev, src, src_dev, bytes);
 }
 

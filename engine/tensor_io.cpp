@@ -37,25 +37,40 @@ TensorMap load_tensors(const std::string& path, Metadata* metadata) {
   return out;
 }
 
+// CPU tensors are written from their own memory (the engine is little-endian, as the format);
+// others go through a host copy each. A full-width checkpoint with its optimizer state is 400 MB,
+// which a copy of the whole file would add to the training run's peak.
 void save_tensors(const std::string& path, const TensorMap& tensors, const Metadata& metadata) {
   safetensors::File f;
   f.metadata = metadata;
+  std::vector<std::span<const uint8_t>> views;
   for (const auto& [name, t] : tensors) {
     safetensors::Entry e;
     e.name = name;
     e.shape = t.shape();
     switch (t.dtype()) {
-      case DType::F32: e.dtype = safetensors::DType::F32; break;
-      case DType::I64: e.dtype = safetensors::DType::I64; break;
-      case DType::U8: e.dtype = safetensors::DType::U8; break;
+      case DType::F32:
+        e.dtype = safetensors::DType::F32;
+        break;
+      case DType::I64:
+        e.dtype = safetensors::DType::I64;
+        break;
+      case DType::U8:
+        e.dtype = safetensors::DType::U8;
+        break;
       default:
         throw Error(path + ": cannot save tensor '" + name + "' of dtype " + dtype_name(t.dtype()));
     }
-    e.bytes.resize(t.nbytes());
-    copy_bytes(e.bytes.data(), Device::cpu(), t.raw_data(), t.device(), t.nbytes());
+    if (t.device().is_cpu()) {
+      views.emplace_back(static_cast<const uint8_t*>(t.raw_data()), t.nbytes());
+    } else {
+      e.bytes.resize(t.nbytes());
+      copy_bytes(e.bytes.data(), Device::cpu(), t.raw_data(), t.device(), t.nbytes());
+      views.emplace_back(e.bytes);  // the vector's buffer stays put when e moves into f
+    }
     f.entries.push_back(std::move(e));
   }
-  safetensors::write_file(path, f);
+  safetensors::write_file(path, f, views);
 }
 
 }  // namespace engine

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/block_cache.h"
 #include "engine/op_table.h"
 #include "engine/storage.h"
 #include "engine/tensor.h"
@@ -68,8 +69,8 @@ class CachingAllocator final : public Allocator {
  private:
   void release_cache_locked();
   mutable std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;  // size class -> free blocks
-  size_t reserved_ = 0, cached_ = 0, peak_ = 0, mallocs_ = 0;
+  BlockCache cache_;
+  size_t reserved_ = 0, peak_ = 0, mallocs_ = 0;
 };
 
 // The process's device allocator (the one registered for DeviceType::CUDA).

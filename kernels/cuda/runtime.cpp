@@ -116,11 +116,7 @@ void* CachingAllocator::allocate(size_t bytes) {
   if (bytes == 0) return nullptr;
   const size_t cls = size_class(bytes);
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = free_.find(cls);
-  if (it != free_.end() && !it->second.empty()) {
-    void* p = it->second.back();
-    it->second.pop_back();
-    cached_ -= cls;
+  if (void* p = cache_.take(cls)) {
 #ifdef ENGINE_CUDA_EMU
     emuGuardBlock(p, bytes, cls);  // the emulated test tier's overrun check (tests/cuda_emu)
 #endif
@@ -160,19 +156,14 @@ void CachingAllocator::deallocate(void* p, size_t bytes) {
   emuCheckBlock(p, bytes, cls);
 #endif
   std::lock_guard<std::mutex> lock(mu_);
-  free_[cls].push_back(p);
-  cached_ += cls;
+  cache_.put(cls, p);
 }
 
 void CachingAllocator::release_cache_locked() {
-  for (auto& [cls, blocks] : free_) {
-    for (void* p : blocks) {
-      cudaFree(p);  // synchronises the device; an error here leaves nothing to recover
-      reserved_ -= cls;
-      cached_ -= cls;
-    }
-    blocks.clear();
-  }
+  cache_.drain([this](void* p, size_t cls) {
+    cudaFree(p);  // synchronises the device; an error here leaves nothing to recover
+    reserved_ -= cls;
+  });
 }
 
 void CachingAllocator::release_cache() {
@@ -190,7 +181,7 @@ size_t CachingAllocator::reserved_bytes() const {
 }
 size_t CachingAllocator::cached_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return cached_;
+  return cache_.cached_bytes();
 }
 size_t CachingAllocator::driver_allocations() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -213,12 +204,7 @@ class PinnedHostAllocator final : public Allocator {
   void* allocate(size_t bytes) override {
     if (bytes == 0) return nullptr;
     std::lock_guard<std::mutex> lock(mu_);
-    auto& list = free_[bytes];
-    if (!list.empty()) {
-      void* p = list.back();
-      list.pop_back();
-      return p;
-    }
+    if (void* p = cache_.take(bytes)) return p;
     void* p = nullptr;
     const cudaError_t err = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
     if (err != cudaSuccess) {
@@ -231,12 +217,12 @@ class PinnedHostAllocator final : public Allocator {
   void deallocate(void* p, size_t bytes) override {
     if (!p) return;
     std::lock_guard<std::mutex> lock(mu_);
-    free_[bytes].push_back(p);
+    cache_.put(bytes, p);
   }
 
  private:
   std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  BlockCache cache_;  // exact sizes are the classes
 };
 
 }  // namespace
