@@ -112,7 +112,11 @@ void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* d
 //   87 for im2col), im2col below. F(4x4) would be faster there too (165), but its larger error
 //   (about 3x F(2x2)'s, within the per-op parity tolerance) doubled ResNet-50's head gradient
 //   error in its train-mode parity test at 64x64 inputs (2.0e-4 against the test's 1e-4; F(2x2)
-//   9.9e-5, im2col 9.3e-5), whose BatchNorm over 2 images of 2x2 to 16x16 amplifies it.
+//   9.9e-5, im2col 9.3e-5), whose BatchNorm over 2 images of 2x2 to 16x16 amplifies it;
+// - but im2col when the batch has fewer than 64 F(2x2) tiles, where rebuilding the transformed
+//   weights each pass costs more than the products save (ResNet-50 at 64x64, batch 2, one
+//   thread: 256->256 at 4x4, 8 tiles, 25 GFLOP/s against 55 for im2col; 512->512 at 2x2, 3
+//   against 27; 128->128 at 8x8, 32 tiles, 60 against 57).
 // ENGINE_CONV_ALGO=im2col|winograd2|winograd4, or set_conv_algorithm(), forces one.
 ConvAlgorithm& conv_algorithm_setting() {
   static ConvAlgorithm a = [] {
@@ -140,7 +144,8 @@ int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
   }
   if (w[1] < 16 || w[0] < 8) return 0;
   if (std::min(y[2], y[3]) >= 32) return w[0] * w[1] > 256 * 512 ? 2 : 4;
-  return w[1] >= 32 ? 2 : 0;
+  const int64_t tiles = y[0] * ((y[2] + 1) / 2) * ((y[3] + 1) / 2);
+  return w[1] >= 32 && tiles >= 64 ? 2 : 0;
 }
 
 // Depthwise layers go plane by plane (conv2d_depthwise.cpp) unless im2col is forced.

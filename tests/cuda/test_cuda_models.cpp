@@ -6,14 +6,16 @@
 // - logits and loss: 1e-4 (two float32 implementations summing in different orders);
 // - every gradient: 1e-3. Only the parameters upstream of a max pool (seq1..seq3, not fc1..fc3)
 //   may instead be within what one branch flip explains: every element within 5e-2 of the
-//   largest (1e-1 for bn_dropout, whose train-mode batch norms spread a flip over the channel)
+//   largest (2e-1 for bn_dropout, whose train-mode batch norms spread a flip over the channel)
 //   and cosine >= 0.9999. Where a pooling window holds two values within float32 rounding of each
 //   other, or a ReLU's input is within rounding of 0, either device may take the other branch, and
 //   that moves every gradient upstream of it; tests/test_models.cpp has the measurements (CPU
 //   against float64 PyTorch: up to 3.2e-2 for simple and tanh, 1.7e-1 for bn_dropout; 1 - cosine
 //   <= 3.4e-5). Emulated (tests/cuda_emu, 2026-12-02) against the CPU: simple within 1.1e-3
 //   (1 - cosine <= 2e-7); bn_dropout one flip, seq3.6.weight 9.2e-2, seq3.3.weight 4.9e-2
-//   (1 - cosine <= 1.5e-5);
+//   (1 - cosine <= 1.5e-5); 2026-12-03, with the CPU's Winograd F(4x4) and F(2x2) defaults and
+//   2 threads: one flip, seq3.3.weight 1.01e-1 (1 - cosine 6.6e-6), past the 1e-1 this test
+//   allowed then but within the 1.7e-1 that flips reach against float64, hence 2e-1;
 // - the conv biases of bn_dropout (each followed by BatchNorm in train mode) have true gradient 0,
 //   so both devices return rounding noise: held to max|g| <= 1e-3 x max|that conv's weight grad|;
 // - loss after one RMSprop step (lr 1e-5, alpha 0.9): 1e-3.
@@ -38,7 +40,7 @@ double max_abs(const Tensor& t) {
 // Where a branch flip can reach: every seqK block (conv, batch norm, ReLU) ends in MaxPool2d(2),
 // so its parameters are the ones upstream of a max pool; fc1..fc3 follow the last pool.
 bool upstream_of_max_pool(const std::string& name) { return name.rfind("seq", 0) == 0; }
-double flip_err(const std::string& variant) { return variant == "bn_dropout" ? 1e-1 : 5e-2; }
+double flip_err(const std::string& variant) { return variant == "bn_dropout" ? 2e-1 : 5e-2; }
 constexpr double kFlipCosine = 0.9999;
 
 struct StepResult {
