@@ -28,6 +28,11 @@
 
 #include "kernels/cpu/cpu_util.h"
 
+// The 8-float vectors below are passed between inlined helpers of this file only; built without
+// AVX (the fuzz build, ENGINE_NATIVE_ARCH=OFF) the compilers warn that their calling convention
+// differs from an AVX build's, which no caller outside this file can see.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace engine::cpu {
 namespace {
 
@@ -232,7 +237,9 @@ inline void store_n(float* p, Vec v, int cn) {
 template <typename F>
 void for_each_block(int64_t nb, int64_t channels, int64_t nt, int64_t buf_floats, F&& f) {
   const int64_t cblocks = ceil_div(channels, kLanes);
-#pragma omp parallel for collapse(2) schedule(static) if (channels * nt > 1024)
+  const bool parallel = channels * nt > 1024;
+  (void)parallel;  // unused where OpenMP is off (the fuzz build)
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
   for (int64_t i = 0; i < nb; ++i) {
     for (int64_t cb = 0; cb < cblocks; ++cb) {
       const int64_t c0 = cb * kLanes;
