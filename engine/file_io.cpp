@@ -6,8 +6,8 @@
 
 #include <cerrno>
 #include <csignal>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -29,11 +29,25 @@ bool kill_requested(const std::string& path) {
   return v && *v && path.find(v) != std::string::npos;
 }
 
+// Without syncing the directory the rename itself may be lost on a crash.
+void sync_parent_dir(const std::string& path) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) fail(path, "cannot open directory '" + dir.string() + "' to fsync: " + errno_str());
+  int rc = fsync(fd);
+  std::string why = rc != 0 ? errno_str() : "";
+  close(fd);
+  if (rc != 0) fail(path, "written, but fsync of directory '" + dir.string() + "' failed: " + why);
+}
+
+std::string temp_name(const std::string& path) { return path + ".tmp-" + std::to_string(getpid()); }
+
 }  // namespace
 
 void write_file_atomic(const std::string& path,
                        const std::vector<std::span<const uint8_t>>& parts) {
-  std::string tmp = path + ".tmp-" + std::to_string(getpid());
+  const std::string tmp = temp_name(path);
   FILE* fp = std::fopen(tmp.c_str(), "wb");
   if (!fp) fail(path, "cannot create temporary file '" + tmp + "': " + errno_str());
   try {
@@ -59,20 +73,29 @@ void write_file_atomic(const std::string& path,
     std::remove(tmp.c_str());
     throw;
   }
-  // Without syncing the directory the rename itself may be lost on a crash.
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) fail(path, "cannot open directory '" + dir.string() + "' to fsync: " + errno_str());
-  int rc = fsync(fd);
-  std::string why = rc != 0 ? errno_str() : "";
-  close(fd);
-  if (rc != 0) fail(path, "written, but fsync of directory '" + dir.string() + "' failed: " + why);
+  sync_parent_dir(path);
+}
+
+bool link_file_atomic(const std::string& existing, const std::string& path) {
+  const std::string tmp = temp_name(path);
+  std::remove(tmp.c_str());  // left by a process of the same id that was killed
+  if (::link(existing.c_str(), tmp.c_str()) != 0) {
+    const int e = errno;
+    if (e == EPERM || e == EXDEV || e == EOPNOTSUPP || e == EMLINK) return false;
+    fail(path, "cannot link '" + existing + "' to '" + tmp + "': " + std::strerror(e));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = errno_str();
+    std::remove(tmp.c_str());
+    fail(path, "cannot rename '" + tmp + "' into place: " + why);
+  }
+  sync_parent_dir(path);
+  return true;
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
-  write_file_atomic(path, {std::span<const uint8_t>(
-                              reinterpret_cast<const uint8_t*>(text.data()), text.size())});
+  write_file_atomic(
+      path, {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size())});
 }
 
 }  // namespace engine

@@ -115,6 +115,7 @@ TEST(Tools, TrainPredictEvaluateRoundTrip) {
   EXPECT_EQ(ev["per_class"]["forest"]["support"], 5);
   // evaluate's accuracy of best.safetensors is the best test accuracy train recorded.
   double best = 0;
+  std::string best_epoch;
   std::istringstream rows(csv);
   std::string line;
   std::getline(rows, line);
@@ -122,9 +123,15 @@ TEST(Tools, TrainPredictEvaluateRoundTrip) {
     std::vector<std::string> c;
     std::istringstream cols(line);
     for (std::string x; std::getline(cols, x, ',');) c.push_back(x);
-    best = std::max(best, std::stod(c[5]));
+    if (std::stod(c[5]) > best) best = std::stod(c[5]), best_epoch = c[0];
   }
   EXPECT_NEAR(ev["accuracy"].get<double>(), best, 1e-6);
+  // best.safetensors is the file of the first epoch with that accuracy (written as a hard link
+  // to that epoch's last.safetensors, which the later epochs replaced), last that of epoch 6.
+  EXPECT_EQ(meta.at("epoch"), best_epoch);
+  engine::Metadata last_meta;
+  engine::load_tensors(d / "run/last.safetensors", &last_meta);
+  EXPECT_EQ(last_meta.at("epoch"), "6");
 
   ToolRun p = run("predict", {"--checkpoint", d / "run/best.safetensors", "--images",
                               dataset() + "/seg_pred", "--output", d / "pred.csv"});

@@ -77,10 +77,18 @@ std::string state_path(const std::string& out_dir) {
 void TrainState::save(const std::string& path, const TrainConfig& cfg,
                       const TrainParts& parts) const {
   engine::TensorMap tensors;
+  engine::Metadata meta;
+  contents(cfg, parts, tensors, meta);
+  engine::save_tensors(path, tensors, meta);
+}
+
+void TrainState::contents(const TrainConfig& cfg, const TrainParts& parts,
+                          engine::TensorMap& tensors, engine::Metadata& meta) const {
+  tensors.clear();
+  meta.clear();
   for (auto& [k, t] : parts.net.state_dict()) tensors["model." + k] = t;
   engine::Metadata opt_meta;
   for (auto& [k, t] : parts.opt.state_dict(opt_meta)) tensors["optim." + k] = t;
-  engine::Metadata meta;
   for (auto& [k, v] : opt_meta) meta["optim." + k] = v;
   meta["format"] = kFormat;
   meta["config"] = cfg.to_json().dump();
@@ -92,7 +100,6 @@ void TrainState::save(const std::string& path, const TrainConfig& cfg,
       json{{"seed", parts.dropout_gen.seed()}, {"offset", parts.dropout_gen.offset()}}.dump();
   meta["history"] = history.dump();
   meta["best"] = json{{"accuracy", best_accuracy}, {"epoch", best_epoch}}.dump();
-  engine::save_tensors(path, tensors, meta);
 }
 
 TrainState TrainState::load(const std::string& path, const TrainParts& parts) {

@@ -13,6 +13,7 @@
 #include "engine/optim.h"
 #include "engine/random.h"
 #include "engine/scheduler.h"
+#include "engine/tensor_io.h"
 #include "layers/module.h"
 #include "tools/lib/train_config.h"
 
@@ -45,6 +46,9 @@ struct TrainState {
   int64_t best_epoch = 0;
 
   void save(const std::string& path, const TrainConfig& cfg, const TrainParts& parts) const;
+  // What save() writes: the live tensors ("model.<key>", "optim.<key>") and the metadata.
+  void contents(const TrainConfig& cfg, const TrainParts& parts, engine::TensorMap& tensors,
+                engine::Metadata& meta) const;
   // Reads the file and restores the parts' states from it; throws naming the file.
   static TrainState load(const std::string& path, const TrainParts& parts);
   // The config stored in the file.

@@ -22,6 +22,7 @@
 #include "engine/storage.h"
 #include "layers/layers.h"
 #include "models/transfer.h"
+#include "tools/lib/checkpoint_writer.h"
 #include "tools/lib/evaluation.h"
 #include "tools/lib/feature_cache.h"
 #include "tools/lib/model_io.h"
@@ -145,6 +146,8 @@ struct Run {
   engine::TransferModel* tnet = nullptr;
   std::unique_ptr<FeatureCache> train_features, test_features;
   std::string state_file, last_file, best_file, csv_file;
+  // Last so that it is destroyed first: the queued files are written before anything else goes.
+  CheckpointWriter writer;
 
   explicit Run(const TrainConfig& c)
       : cfg(c),
@@ -350,10 +353,12 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
     if (st.epoch * r.batches() + b.number == r.cfg.nan_at_step) lv = std::nan("");
     if (!std::isfinite(lv)) {
       bar.finish();
+      r.writer.wait();  // the last good checkpoint is on disk before it is named
       report_non_finite(r, st, lv, b.number);
       return EpochEnd::NonFinite;
     }
     loss.backward();
+    r.writer.check();  // a checkpoint that failed to write stops the run at once
     r.opt->step();
     if (r.sched) r.sched->batch_end(lv);
     std::vector<int> pred = argmax_rows(logits, r.num_classes);
@@ -374,6 +379,7 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
       sums.seconds += dt;
       sums.train_seconds += dt;
       st.batch = b.number + 1;
+      r.writer.wait();  // the last epoch's state must not land after this one
       st.save(r.state_file, r.cfg, r.parts());
       std::printf(
           "interrupted at epoch %lld, step %lld of %lld: state saved to %s\n"
@@ -389,8 +395,20 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
 
 // After an epoch's batches: the test pass, the schedule's epoch step, metrics.csv, the weights
 // and the state (positioned at the next epoch), and the epoch's line. Returns the test accuracy.
+//
+// The files go to the background writer. The weights are final once the batches end, so
+// last.safetensors is written while the test pass runs; best.safetensors, when the epoch is the
+// best, is a hard link to it (the same bytes: both carry the epoch in their metadata); the
+// state file follows. An epoch that training goes on after queues copies of the tensors, which
+// the next epoch's steps change; the last epoch queues the live ones, and train() waits for them.
 double finish_epoch(Run& r, TrainState& st, Clock::time_point t_epoch) {
   const double train_dt = seconds_since(t_epoch);
+  const bool goes_on = st.epoch + 1 < r.cfg.epochs;
+  r.writer.wait();  // the previous epoch's files, long written: a failure there stops the run here
+  const engine::TensorMap weights = for_writer(r.net->state_dict(), goes_on);
+  engine::Metadata weights_meta = model_metadata(r.info);
+  weights_meta["epoch"] = std::to_string(st.epoch + 1);
+  r.writer.save(r.last_file, weights, weights_meta);
   EvalResult te = r.test_features
                       ? evaluate_batches(*r.net, *r.test_loader, r.num_classes,
                                          [&](const data::Batch& b, engine::Tensor& y) {
@@ -411,17 +429,23 @@ double finish_epoch(Run& r, TrainState& st, Clock::time_point t_epoch) {
   st.history.push_back(row);
   if (r.sched) r.sched->epoch_end(te.loss);
   engine::write_file_atomic(r.csv_file, csv_text(st.history));
-  save_weights(r.last_file, *r.net, r.info);
   const bool improved = te.accuracy > st.best_accuracy;
   if (improved) {
-    save_weights(r.best_file, *r.net, r.info, {{"epoch", std::to_string(st.epoch + 1)}});
+    r.writer.save_as_link(r.best_file, r.last_file, weights, weights_meta);
     st.best_accuracy = te.accuracy;
     st.best_epoch = st.epoch + 1;
   }
   st.epoch += 1;
   st.batch = 0;
   st.partial = EpochSums{};
-  st.save(r.state_file, r.cfg, r.parts());
+  engine::TensorMap state;
+  engine::Metadata state_meta;
+  st.contents(r.cfg, r.parts(), state, state_meta);
+  for (auto& [k, t] : state) {
+    // The model's tensors are those already queued for last.safetensors.
+    t = k.rfind("model.", 0) == 0 ? weights.at(k.substr(6)) : for_writer(t, goes_on);
+  }
+  r.writer.save(r.state_file, std::move(state), std::move(state_meta));
   std::printf(
       "epoch %lld/%lld: train loss %.4f acc %.4f | test loss %.4f acc %.4f%s | lr %.6g | "
       "%.1f s, %.1f img/s\n",
@@ -495,12 +519,14 @@ TrainOutcome train(TrainConfig cfg) {
     outcome.epochs_done = st.epoch;
     outcome.best_test_accuracy = st.best_accuracy;
     if (g_stop.load()) {
+      r.writer.wait();
       std::printf("stopped after epoch %lld: checkpoint %s\nresume with: train --out %s --resume\n",
                   static_cast<long long>(st.epoch), r.last_file.c_str(), cfg.out.c_str());
       outcome.exit_code = 130;
       return outcome;
     }
   }
+  r.writer.wait();
   std::printf(
       "done: %lld epochs; test accuracy %.4f (best %.4f at epoch %lld)\n"
       "checkpoints: %s, %s\nmetrics: %s\n",
