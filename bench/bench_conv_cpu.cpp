@@ -57,7 +57,7 @@ std::vector<Layer> resnet50_layers(int s) {
 // one) and the 1x1 projection, and the last 1x1 to 1280.
 std::vector<Layer> mobilenet_v2_layers(int s) {
   std::vector<Layer> l = {{3, 32, s, 3, 2}};
-  const int settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
+  const int settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
                               {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
   int in = 32, hw = s / 2;
   for (const auto& st : settings) {
@@ -89,16 +89,24 @@ int main(int argc, char** argv) {
       std::printf(
           "usage: bench_conv_cpu [--model study|resnet50|mobilenet_v2] [--batch 8] [--reps 5]\n"
           "                      [--width 1] [--image-size 64 (224 for resnet50/mobilenet_v2)]\n"
-          "                      [--algos im2col,winograd2,winograd4,auto] [--layers 1,2,..]\n");
+          "                      [--algos im2col,winograd2,winograd4,direct,auto] [--layers "
+          "1,2,..]\n");
       return k == "--help" || k == "-h" ? 0 : 2;
     }
-    if (k == "--batch") batch = std::stoi(argv[i + 1]);
-    else if (k == "--reps") reps = std::stoi(argv[i + 1]);
-    else if (k == "--width") width = std::stod(argv[i + 1]);
-    else if (k == "--image-size") size = std::stoi(argv[i + 1]);
-    else if (k == "--algos") only = argv[i + 1];
-    else if (k == "--layers") layer_list = argv[i + 1];
-    else if (k == "--model") model = argv[i + 1];
+    if (k == "--batch")
+      batch = std::stoi(argv[i + 1]);
+    else if (k == "--reps")
+      reps = std::stoi(argv[i + 1]);
+    else if (k == "--width")
+      width = std::stod(argv[i + 1]);
+    else if (k == "--image-size")
+      size = std::stoi(argv[i + 1]);
+    else if (k == "--algos")
+      only = argv[i + 1];
+    else if (k == "--layers")
+      layer_list = argv[i + 1];
+    else if (k == "--model")
+      model = argv[i + 1];
     else {
       std::fprintf(stderr, "bench_conv_cpu: unknown flag %s (try --help)\n", k.c_str());
       return 2;
@@ -108,10 +116,14 @@ int main(int argc, char** argv) {
   std::vector<Layer> layers;
   if (model == "study") {
     if (size < 0) size = 64;
-    layers = {{3, ch(32), size},            {ch(32), ch(64), size},
-              {ch(64), ch(64), size},       {ch(64), ch(128), size / 2},
-              {ch(128), ch(256), size / 2}, {ch(256), ch(256), size / 2},
-              {ch(256), ch(512), size / 4}, {ch(512), ch(1024), size / 4},
+    layers = {{3, ch(32), size},
+              {ch(32), ch(64), size},
+              {ch(64), ch(64), size},
+              {ch(64), ch(128), size / 2},
+              {ch(128), ch(256), size / 2},
+              {ch(256), ch(256), size / 2},
+              {ch(256), ch(512), size / 4},
+              {ch(512), ch(1024), size / 4},
               {ch(1024), ch(1024), size / 4}};
   } else if (model == "resnet50") {
     layers = resnet50_layers(size < 0 ? 224 : size);
@@ -149,7 +161,8 @@ int main(int argc, char** argv) {
     Tensor w = Tensor::rand({l.cout, cin_g, l.k, l.k}, gen, -0.1f, 0.1f);
     Tensor b = Tensor::rand({l.cout}, gen);
     Tensor y = Tensor::empty({batch, l.cout, oh, oh});
-    Tensor gx = Tensor::empty(x.shape()), gw = Tensor::empty(w.shape()), gb = Tensor::empty({l.cout});
+    Tensor gx = Tensor::empty(x.shape()), gw = Tensor::empty(w.shape()),
+           gb = Tensor::empty({l.cout});
     Conv2dParams p;
     p.pad_h = p.pad_w = l.k / 2;
     p.stride_h = p.stride_w = l.stride;
@@ -163,10 +176,13 @@ int main(int argc, char** argv) {
          {std::tuple{cpu::ConvAlgorithm::Im2col, "im2col", "im2col"},
           std::tuple{cpu::ConvAlgorithm::Winograd2, "winograd F(2x2,3x3)", "winograd2"},
           std::tuple{cpu::ConvAlgorithm::Winograd4, "winograd F(4x4,3x3)", "winograd4"},
+          std::tuple{cpu::ConvAlgorithm::Direct, "direct", "direct"},
           std::tuple{cpu::ConvAlgorithm::Auto, "auto", "auto"}}) {
-      if (!only.empty() && ("," + only + ",").find(std::string(",") + key + ",") == std::string::npos)
+      if (!only.empty() &&
+          ("," + only + ",").find(std::string(",") + key + ",") == std::string::npos)
         continue;
-      if (!wino && (algo == cpu::ConvAlgorithm::Winograd2 || algo == cpu::ConvAlgorithm::Winograd4))
+      if (!wino && (algo == cpu::ConvAlgorithm::Winograd2 ||
+                    algo == cpu::ConvAlgorithm::Winograd4 || algo == cpu::ConvAlgorithm::Direct))
         continue;
       cpu::set_conv_algorithm(algo);
       auto time = [&](auto fn) {
@@ -183,8 +199,8 @@ int main(int argc, char** argv) {
       const double f = time([&] { k.conv2d_forward(x, w, b, y, p); });
       const double d = time([&] { k.conv2d_backward_data(y, w, gx, p); });
       const double g = time([&] { k.conv2d_backward_weight(y, x, gw, gb, p); });
-      std::printf("| %s | %s | %.1f | %.1f | %.1f | %.0f | %.0f |\n", label, name, f * 1e3,
-                  d * 1e3, g * 1e3, flops / f / 1e9, 3 * flops / (f + d + g) / 1e9);
+      std::printf("| %s | %s | %.1f | %.1f | %.1f | %.0f | %.0f |\n", label, name, f * 1e3, d * 1e3,
+                  g * 1e3, flops / f / 1e9, 3 * flops / (f + d + g) / 1e9);
     }
   }
   return 0;

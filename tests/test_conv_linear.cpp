@@ -36,10 +36,10 @@ void check_conv_fixture();
 TEST(ParityConv2d, ForwardAndGradientsMatchPyTorch) { check_conv_fixture(); }
 
 // Every case again with each CPU algorithm forced where it applies (im2col, Winograd F(2x2,3x3)
-// and F(4x4,3x3)).
+// and F(4x4,3x3), direct).
 TEST(ParityConv2d, EachAlgorithmMatchesPyTorch) {
   for (auto a : {cpu::ConvAlgorithm::Im2col, cpu::ConvAlgorithm::Winograd2,
-                 cpu::ConvAlgorithm::Winograd4}) {
+                 cpu::ConvAlgorithm::Winograd4, cpu::ConvAlgorithm::Direct}) {
     SCOPED_TRACE("algorithm " + std::to_string(static_cast<int>(a)));
     cpu::set_conv_algorithm(a);
     check_conv_fixture();
@@ -58,16 +58,17 @@ void check_conv_fixture() {
     p.stride_h = p.stride_w = cases[i]["stride"];
     p.pad_h = p.pad_w = cases[i]["pad"];
     p.groups = cases[i]["groups"];
-    check_case(fx, "c" + std::to_string(i) + ".", cases[i]["bias"],
-               [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv2d(x, w, b, p); });
+    check_case(
+        fx, "c" + std::to_string(i) + ".", cases[i]["bias"],
+        [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv2d(x, w, b, p); });
   }
 }
 
 // ---- conv2d with a fused activation ----
 
-constexpr cpu::ConvAlgorithm kAlgorithms[] = {cpu::ConvAlgorithm::Auto, cpu::ConvAlgorithm::Im2col,
-                                              cpu::ConvAlgorithm::Winograd2,
-                                              cpu::ConvAlgorithm::Winograd4};
+constexpr cpu::ConvAlgorithm kAlgorithms[] = {
+    cpu::ConvAlgorithm::Auto, cpu::ConvAlgorithm::Im2col, cpu::ConvAlgorithm::Winograd2,
+    cpu::ConvAlgorithm::Winograd4, cpu::ConvAlgorithm::Direct};
 const char* algorithm_label(cpu::ConvAlgorithm a) {
   switch (a) {
     case cpu::ConvAlgorithm::Auto:
@@ -78,6 +79,8 @@ const char* algorithm_label(cpu::ConvAlgorithm a) {
       return "winograd2";
     case cpu::ConvAlgorithm::Winograd4:
       return "winograd4";
+    case cpu::ConvAlgorithm::Direct:
+      return "direct";
   }
   return "?";
 }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d_depthwise.h"
+#include "kernels/cpu/conv2d_direct.h"
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/cpu_util.h"
 
@@ -117,13 +118,14 @@ void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* d
 //   weights each pass costs more than the products save (ResNet-50 at 64x64, batch 2, one
 //   thread: 256->256 at 4x4, 8 tiles, 25 GFLOP/s against 55 for im2col; 512->512 at 2x2, 3
 //   against 27; 128->128 at 8x8, 32 tiles, 60 against 57).
-// ENGINE_CONV_ALGO=im2col|winograd2|winograd4, or set_conv_algorithm(), forces one.
+// ENGINE_CONV_ALGO=im2col|winograd2|winograd4|direct, or set_conv_algorithm(), forces one.
 ConvAlgorithm& conv_algorithm_setting() {
   static ConvAlgorithm a = [] {
     const std::string e = std::getenv("ENGINE_CONV_ALGO") ? std::getenv("ENGINE_CONV_ALGO") : "";
     if (e == "im2col") return ConvAlgorithm::Im2col;
     if (e == "winograd2") return ConvAlgorithm::Winograd2;
     if (e == "winograd4") return ConvAlgorithm::Winograd4;
+    if (e == "direct") return ConvAlgorithm::Direct;
     return ConvAlgorithm::Auto;
   }();
   return a;
@@ -134,6 +136,7 @@ int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
   if (!winograd_eligible(w, p)) return 0;
   switch (conv_algorithm_setting()) {
     case ConvAlgorithm::Im2col:
+    case ConvAlgorithm::Direct:
       return 0;
     case ConvAlgorithm::Winograd2:
       return 2;
@@ -146,6 +149,23 @@ int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
   if (std::min(y[2], y[3]) >= 32) return w[0] * w[1] > 256 * 512 ? 2 : 4;
   const int64_t tiles = y[0] * ((y[2] + 1) / 2) * ((y[3] + 1) / 2);
   return w[1] >= 32 && tiles >= 64 ? 2 : 0;
+}
+
+// The direct convolution (conv2d_direct.cpp), per pass. It has no transform or packing to
+// amortise, so it wins where the channels are few: from bench_conv_cpu at widths 1, 0.5 and 0.25
+// (batch 8 at 64x64, batch 32 at 32x32; bench/RESULTS.md), forward and backward data on every
+// layer with at most 16 input channels (8->16 at 64x64, batch 8: 64 against 31 GFLOP/s forward)
+// and on outputs below 32x32 with at most 64 channels in and out (64->64 at 16x16, batch 32: 158
+// against 143), backward weight only below 16 input channels (its tile streams every image's gy
+// per input channel; 16->32 at 32x32: 1.9 ms against 1.2).
+enum class Pass { Forward, Data, Weight };
+bool use_direct(const Shape& w, const Shape& y, const Conv2dParams& p, Pass pass) {
+  if (!direct_eligible(w, p)) return false;
+  if (conv_algorithm_setting() != ConvAlgorithm::Auto)
+    return conv_algorithm_setting() == ConvAlgorithm::Direct;
+  const int64_t cin = w[1], cout = w[0];
+  if (pass == Pass::Weight) return cin < 16;
+  return cin <= 16 || (cin <= 64 && cout <= 64 && std::min(y[2], y[3]) < 32);
 }
 
 // Depthwise layers go plane by plane (conv2d_depthwise.cpp) unless im2col is forced.
@@ -244,6 +264,7 @@ void forward(const float* xp, const float* wp, const float* bp, float* yp, const
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                     const Conv2dParams& p) {
   winograd_forget();
+  if (use_direct(w.shape(), y.shape(), p, Pass::Forward)) return direct_forward(x, w, b, y, p);
   if (int m = winograd_tile(w.shape(), y.shape(), p)) return winograd_forward(m, x, w, b, y, p);
   if (use_depthwise(x.shape(), w.shape(), p)) return depthwise_forward(x, w, b, y, p);
   const Geometry g = geometry(x.shape(), w.shape(), y.shape(), p);
@@ -253,6 +274,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {
   winograd_forget();
+  if (use_direct(w.shape(), gy.shape(), p, Pass::Data)) return direct_backward_data(gy, w, gx, p);
   if (int m = winograd_tile(w.shape(), gy.shape(), p))
     return winograd_backward_data(m, gy, w, gx, p);
   if (use_depthwise(gx.shape(), w.shape(), p)) return depthwise_backward_data(gy, w, gx, p);
@@ -286,9 +308,12 @@ void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
 void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Tensor& gb,
                             const Conv2dParams& p) {
   const float *gyp = fptr(gy), *xp = fptr(x);
-  const int m = gw.defined() ? winograd_tile(gw.shape(), gy.shape(), p) : 0;
+  const bool direct = gw.defined() && use_direct(gw.shape(), gy.shape(), p, Pass::Weight);
+  const int m = gw.defined() && !direct ? winograd_tile(gw.shape(), gy.shape(), p) : 0;
   if (!m) winograd_forget();  // the Winograd path uses (and then forgets) backward_data's Mg
-  if (m) {
+  if (direct) {
+    direct_backward_weight(gy, x, gw, p);
+  } else if (m) {
     winograd_backward_weight(m, gy, x, gw, p);
   } else if (gw.defined() && use_depthwise(x.shape(), gw.shape(), p)) {
     depthwise_backward_weight(gy, x, gw, p);

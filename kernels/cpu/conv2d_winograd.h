@@ -6,7 +6,7 @@
 namespace engine::cpu {
 
 // The CPU conv2d algorithm: Auto picks per layer; the others force it wherever it applies.
-enum class ConvAlgorithm { Auto, Im2col, Winograd2, Winograd4 };
+enum class ConvAlgorithm { Auto, Im2col, Winograd2, Winograd4, Direct };
 void set_conv_algorithm(ConvAlgorithm a);  // defined in kernels/cpu/conv2d.cpp
 
 // 3x3 kernel, stride 1, dilation 1, one group.
