@@ -152,20 +152,23 @@ int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
 }
 
 // The direct convolution (conv2d_direct.cpp), per pass. It has no transform or packing to
-// amortise, so it wins where the channels are few: from bench_conv_cpu at widths 1, 0.5 and 0.25
-// (batch 8 at 64x64, batch 32 at 32x32; bench/RESULTS.md), forward and backward data on every
-// layer with at most 16 input channels (8->16 at 64x64, batch 8: 64 against 31 GFLOP/s forward)
-// and on outputs below 32x32 with at most 64 channels in and out (64->64 at 16x16, batch 32: 158
-// against 143), backward weight only below 16 input channels (its tile streams every image's gy
-// per input channel; 16->32 at 32x32: 1.9 ms against 1.2).
+// amortise, so it wins where the channels are few. From bench_conv_cpu at widths 0.5 and 0.25
+// (batch 8 at 64x64, batch 32 at 32x32; bench/RESULTS.md), step GFLOP/s direct against the best
+// of im2col and Winograd: 8->16 at 32x32 72 / 31, 16->32 at 64x64 78 / 51, 32->32 at 64x64 86 /
+// 61; forward and backward data also win below 32x32 up to 64 -> 128 channels (64->128 at 8x8,
+// forward 143 against 102), backward weight (4 channels x 3 taps a tile, every image's gy
+// streamed per input channel) only up to 32 -> 64 there (32->64 at 16x16: 4.7 ms against 5.4;
+// 64->64: 8.8 against 7.2; 32->64 at 32x32: 4.3 against 3.6).
 enum class Pass { Forward, Data, Weight };
 bool use_direct(const Shape& w, const Shape& y, const Conv2dParams& p, Pass pass) {
   if (!direct_eligible(w, p)) return false;
   if (conv_algorithm_setting() != ConvAlgorithm::Auto)
     return conv_algorithm_setting() == ConvAlgorithm::Direct;
   const int64_t cin = w[1], cout = w[0];
-  if (pass == Pass::Weight) return cin < 16;
-  return cin <= 16 || (cin <= 64 && cout <= 64 && std::min(y[2], y[3]) < 32);
+  const bool few = cin <= 16 || (cin <= 32 && cout <= 32);
+  const bool below32 = std::min(y[2], y[3]) < 32;
+  if (pass == Pass::Weight) return few || (below32 && cin <= 32 && cout <= 64);
+  return few || (below32 && cin <= 64 && cout <= 128);
 }
 
 // Depthwise layers go plane by plane (conv2d_depthwise.cpp) unless im2col is forced.

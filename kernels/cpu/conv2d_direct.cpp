@@ -40,14 +40,20 @@ inline Vec splat(float v) { return Vec{v, v, v, v, v, v, v, v}; }
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// The first 64-byte boundary at or after p (a buffer of 16 floats more than it needs).
+float* align64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+
 // The zero-padded input planes: out[n][c][r][col] = x[n][c][r - ph][col - pw] inside x, else 0;
-// rows of wp floats, hp rows.
+// rows of wp floats, hp rows. With channel_major the planes are stored [c][n] instead (backward
+// weight reads one channel of every image in a row).
 void pad_planes(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t ph, int64_t pw,
-                int64_t hp, int64_t wp, float* out) {
+                int64_t hp, int64_t wp, float* out, bool channel_major = false) {
 #pragma omp parallel for schedule(static) if (n * c * hp * wp > kParallelGrain)
   for (int64_t nc = 0; nc < n * c; ++nc) {
     const float* src = x + nc * h * w;
-    float* dst = out + nc * hp * wp;
+    float* dst = out + (channel_major ? (nc % c) * n + nc / c : nc) * hp * wp;
     for (int64_t r = 0; r < hp; ++r) {
       float* row = dst + r * wp;
       const int64_t sr = r - ph;
@@ -68,12 +74,15 @@ struct Plan {
   int64_t n, cin, cout, hp, wp, oh, ow, v, nvec, ntiles;
 };
 
-Plan plan(int64_t n, int64_t cin, int64_t cout, int64_t oh, int64_t ow) {
+// aligned_rows: rows of a multiple of 8 floats, so that with a 64-byte aligned buffer the
+// untranslated tap's loads are aligned (the forward pass; backward weight's flat loop would pay
+// for the wider rows).
+Plan plan(int64_t n, int64_t cin, int64_t cout, int64_t oh, int64_t ow, bool aligned_rows) {
   Plan q{};
   q.n = n, q.cin = cin, q.cout = cout, q.oh = oh, q.ow = ow;
   q.v = round_up(ow, kLanes) / kLanes;
   q.hp = oh + 2;
-  q.wp = q.v * kLanes + 2;
+  q.wp = aligned_rows ? q.v * kLanes + kLanes : q.v * kLanes + 2;
   q.nvec = oh * q.v;
   q.ntiles = (q.nvec + kPix - 1) / kPix;
   return q;
@@ -165,8 +174,8 @@ bool direct_eligible(const Shape& w, const Conv2dParams& p) {
 
 void direct_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                     const Conv2dParams& p) {
-  const Plan q = plan(x.size(0), x.size(1), w.size(0), y.size(2), y.size(3));
-  float* xpad = scratch(0, q.n * q.cin * q.hp * q.wp);
+  const Plan q = plan(x.size(0), x.size(1), w.size(0), y.size(2), y.size(3), true);
+  float* xpad = align64(scratch(0, q.n * q.cin * q.hp * q.wp + 16));
   float* wpk = scratch(1, round_up(q.cout, kCoBlock) * q.cin * 9);
   pad_planes(fptr(x), q.n, q.cin, x.size(2), x.size(3), p.pad_h, p.pad_w, q.hp, q.wp, xpad);
   pack_weights(fptr(w), q.cout, q.cin, false, wpk);
@@ -175,8 +184,8 @@ void direct_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
 
 void direct_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dParams& p) {
   // gx = conv(gy padded by 2 - pad, w with cin and cout swapped and the taps reversed).
-  const Plan q = plan(gy.size(0), gy.size(1), gx.size(1), gx.size(2), gx.size(3));
-  float* gypad = scratch(0, q.n * q.cin * q.hp * q.wp);
+  const Plan q = plan(gy.size(0), gy.size(1), gx.size(1), gx.size(2), gx.size(3), true);
+  float* gypad = align64(scratch(0, q.n * q.cin * q.hp * q.wp + 16));
   float* wpk = scratch(1, round_up(q.cout, kCoBlock) * q.cin * 9);
   pad_planes(fptr(gy), q.n, q.cin, gy.size(2), gy.size(3), 2 - p.pad_h, 2 - p.pad_w, q.hp, q.wp,
              gypad);
@@ -186,24 +195,27 @@ void direct_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
 
 void direct_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, const Conv2dParams& p) {
   const int64_t n = x.size(0), cin = x.size(1), cout = gy.size(1);
-  const Plan q = plan(n, cin, cout, gy.size(2), gy.size(3));
+  const Plan q = plan(n, cin, cout, gy.size(2), gy.size(3), false);
   // gy is copied with the padded input's row stride wp (zeros past ow) into planes of gpl floats,
   // whole vectors: the pixel loop is then one flat loop over the plane, the input read at the
   // same flat position shifted by the tap (i * wp + j), and the zeros cancel the reads that fall
   // in the padding columns (or, for the last vector, in the next plane or the slack after it).
-  const int64_t plane = q.hp * q.wp, gpl = round_up(q.oh * q.wp, kLanes);
+  const int64_t plane = q.hp * q.wp, gpl = round_up(q.oh * q.wp, 2 * kLanes);
   const int64_t coutr = round_up(cout, kGwCoBlock);
   const int64_t xsize = n * cin * plane;
   float* xpad = scratch(0, xsize + kLanes);
-  float* gyr = scratch(1, n * coutr * gpl);
-  pad_planes(fptr(x), n, cin, x.size(2), x.size(3), p.pad_h, p.pad_w, q.hp, q.wp, xpad);
+  // 64-byte aligned, with gpl a multiple of 16 floats: no gy load straddles two cache lines.
+  float* gyr = align64(scratch(1, n * coutr * gpl + 16));
+  pad_planes(fptr(x), n, cin, x.size(2), x.size(3), p.pad_h, p.pad_w, q.hp, q.wp, xpad, true);
   std::fill_n(xpad + xsize, kLanes, 0.f);
+  // gy as [channel block][image][channel in block][gpl]: a task's gy is one contiguous stream,
+  // as its x planes are ([channel][image]).
   const float* gyp = fptr(gy);
 #pragma omp parallel for schedule(static) if (n * coutr * gpl > kParallelGrain)
   for (int64_t nc = 0; nc < n * coutr; ++nc) {
-    float* dst = gyr + nc * gpl;
-    std::fill_n(dst, gpl, 0.f);
     const int64_t in = nc / coutr, co = nc % coutr;
+    float* dst = gyr + ((co / kGwCoBlock * n + in) * kGwCoBlock + co % kGwCoBlock) * gpl;
+    std::fill_n(dst, gpl, 0.f);
     if (co >= cout) continue;
     const float* src = gyp + (in * cout + co) * q.oh * q.ow;
     for (int64_t r = 0; r < q.oh; ++r) std::copy_n(src + r * q.ow, q.ow, dst + r * q.wp);
@@ -217,9 +229,9 @@ void direct_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, const
       // rows; each kernel row's 3 x kGwCoBlock accumulators wait in memory between images.
       Vec acc[3][kGwCoBlock][3] = {};
       for (int64_t in = 0; in < n; ++in) {
-        const float* g0 = gyr + (in * coutr + kb * kGwCoBlock) * gpl;
+        const float* g0 = gyr + (kb * n + in) * kGwCoBlock * gpl;
         for (int i = 0; i < 3; ++i) {
-          const float* xc = xpad + (in * cin + ci) * plane + i * q.wp;
+          const float* xc = xpad + (ci * n + in) * plane + i * q.wp;
           Vec a[kGwCoBlock][3];
           for (int cb = 0; cb < kGwCoBlock; ++cb)
             for (int j = 0; j < 3; ++j) a[cb][j] = acc[i][cb][j];
