@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -146,6 +147,10 @@ struct Run {
   engine::TransferModel* tnet = nullptr;
   std::unique_ptr<FeatureCache> train_features, test_features;
   std::string state_file, last_file, best_file, csv_file;
+  // Whether a training forward pass changes tensors the files hold (BatchNorm's running
+  // statistics): the queued files must then be written before it starts, not only before the
+  // optimizer's step.
+  bool forward_changes_state = false;
   // Last so that it is destroyed first: the queued files are written before anything else goes.
   CheckpointWriter writer;
 
@@ -203,6 +208,12 @@ struct Run {
     }
     opt = make_optimizer(cfg, net->named_parameters());
     sched = make_scheduler(cfg, *opt);
+    const engine::NamedParams params = net->named_parameters();
+    for (auto& [name, t] : net->state_dict()) {
+      const bool is_param =
+          std::any_of(params.begin(), params.end(), [&](const auto& p) { return p.first == name; });
+      forward_changes_state = forward_changes_state || !is_param;
+    }
   }
 
   void make_loaders() {
@@ -345,6 +356,10 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
   EpochSums& sums = st.partial;
   while (r.train_loader->next(b)) {
     engine::Tensor y;
+    // The epoch's files are written from the live tensors (no copies): the first step waits for
+    // them before it changes any, which for a model without running statistics is only at the
+    // optimizer's step, so the state file's write overlaps the first forward and backward.
+    if (r.forward_changes_state) r.writer.wait();
     r.opt->zero_grad();
     engine::Tensor logits = batch_logits(r, r.train_features.get(), b, y);
     if (logits.size(0) == 0) continue;  // every image of the batch failed to decode
@@ -358,7 +373,7 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
       return EpochEnd::NonFinite;
     }
     loss.backward();
-    r.writer.check();  // a checkpoint that failed to write stops the run at once
+    r.writer.wait();  // also stops the run at once when a checkpoint failed to write
     r.opt->step();
     if (r.sched) r.sched->batch_end(lv);
     std::vector<int> pred = argmax_rows(logits, r.num_classes);
@@ -399,13 +414,14 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
 // The files go to the background writer. The weights are final once the batches end, so
 // last.safetensors is written while the test pass runs; best.safetensors, when the epoch is the
 // best, is a hard link to it (the same bytes: both carry the epoch in their metadata); the
-// state file follows. An epoch that training goes on after queues copies of the tensors, which
-// the next epoch's steps change; the last epoch queues the live ones, and train() waits for them.
+// state file follows. They are queued with the live tensors (device tensors as host copies),
+// which nothing changes until train_batches' next step waits for the writer: the test pass only
+// reads them. A copy of the weights and optimizer state would have let the writer run longer,
+// but it cost their size in peak memory (266 MB more at full width with RMSprop).
 double finish_epoch(Run& r, TrainState& st, Clock::time_point t_epoch) {
   const double train_dt = seconds_since(t_epoch);
-  const bool goes_on = st.epoch + 1 < r.cfg.epochs;
   r.writer.wait();  // the previous epoch's files, long written: a failure there stops the run here
-  const engine::TensorMap weights = for_writer(r.net->state_dict(), goes_on);
+  const engine::TensorMap weights = for_writer(r.net->state_dict(), false);
   engine::Metadata weights_meta = model_metadata(r.info);
   weights_meta["epoch"] = std::to_string(st.epoch + 1);
   r.writer.save(r.last_file, weights, weights_meta);
@@ -443,7 +459,7 @@ double finish_epoch(Run& r, TrainState& st, Clock::time_point t_epoch) {
   st.contents(r.cfg, r.parts(), state, state_meta);
   for (auto& [k, t] : state) {
     // The model's tensors are those already queued for last.safetensors.
-    t = k.rfind("model.", 0) == 0 ? weights.at(k.substr(6)) : for_writer(t, goes_on);
+    t = k.rfind("model.", 0) == 0 ? weights.at(k.substr(6)) : for_writer(t, false);
   }
   r.writer.save(r.state_file, std::move(state), std::move(state_meta));
   std::printf(
