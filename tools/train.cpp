@@ -5,6 +5,8 @@
 //
 //   train --train-dir DIR --test-dir DIR [--model simple] [--epochs 10] [--out runs/NAME] ...
 //   train --out runs/NAME --resume            (continues an interrupted or finished run)
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -71,6 +73,10 @@ void add_setting(CLI::App& cli, const std::string& flag, T& value, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc gives every thread that allocates its own malloc arena, which keeps what it freed: the
+  // loader's decoding threads held 7-11 MB that way in a 10,000-image run, at no speed gain over
+  // two shared arenas (bench/RESULTS.md, loader and compute threads).
+  mallopt(M_ARENA_MAX, 2);
   CLI::App app{
       "Train one of the study's models (its four CNNs, ResNet-50 or MobileNetV2 from converted "
       "torchvision weights, their ensemble) on an image folder (one sub-folder per class)"};
