@@ -122,10 +122,16 @@ TEST_P(TrainMode, ForwardAndRunningStatisticsMatchTorchvision) {
   loss.backward();
   EXPECT_CLOSE(logits, testing::get(fx, "train.logits"), 1e-4);
   EXPECT_CLOSE(loss.reshape({1}), testing::get(fx, "train.loss").reshape({1}), 1e-4);
+  // The head's gradient: within 1e-4, or 5x PyTorch's own float32 error against the float64
+  // reference where that is larger. Through ResNet-50's train-mode BatchNorm on a batch of 2,
+  // PyTorch's float32 is 1.0e-4 off (MobileNetV2 5.5e-5); ours measured 1.08e-4 on a CPU with
+  // AVX-512, whose OpenBLAS kernels sum in another order, against the 1e-4 this test allowed.
   for (const char* p : {".weight", ".bias"}) {
     Tensor g = net->state_dict().at(head + p).grad();
     ASSERT_TRUE(g.defined());
-    EXPECT_CLOSE(g, testing::get(fx, "grad." + head + p), 1e-4) << head << p;
+    const double torch_err = std::stod(meta.at("torch_err.train." + head + p));
+    EXPECT_CLOSE(g, testing::get(fx, "grad." + head + p), std::max(1e-4, 5 * torch_err))
+        << head << p << " (PyTorch float32: " << torch_err << ")";
   }
   size_t stats = 0;
   for (auto& [name, b] : net->named_buffers()) {

@@ -9,14 +9,13 @@
 
 namespace app {
 
-engine::Tensor for_writer(const engine::Tensor& t, bool will_change) {
-  if (!t.device().is_cpu()) return t.to(engine::Device::cpu());
-  return will_change ? t.clone() : t;
+engine::Tensor for_writer(const engine::Tensor& t) {
+  return t.device().is_cpu() ? t : t.to(engine::Device::cpu());
 }
 
-engine::TensorMap for_writer(const engine::TensorMap& tensors, bool will_change) {
+engine::TensorMap for_writer(const engine::TensorMap& tensors) {
   engine::TensorMap out;
-  for (const auto& [name, t] : tensors) out.emplace(name, for_writer(t, will_change));
+  for (const auto& [name, t] : tensors) out.emplace(name, for_writer(t));
   return out;
 }
 

@@ -4,8 +4,9 @@
 // file either whole and old or whole and new, exactly as a synchronous write would.
 //
 // The caller owns the rule that makes this safe: a queued file's tensors must not change until
-// the file is written. A run that goes on training queues copies (snapshot()); one that only
-// tests the model or ends queues the live tensors and waits before changing them.
+// the file is written. The trainer queues the live tensors (no copies: at full width they would
+// cost as much memory as the weights and the optimizer state together) and calls wait() before
+// the next step changes them.
 #pragma once
 #include <condition_variable>
 #include <deque>
@@ -18,11 +19,10 @@
 
 namespace app {
 
-// The tensors as the writer may read them while the caller goes on: device tensors always as
-// host copies (made here, on the caller's thread, so the writer never touches a device), host
-// tensors as copies when `will_change` (training goes on), else the tensors themselves.
-engine::Tensor for_writer(const engine::Tensor& t, bool will_change);
-engine::TensorMap for_writer(const engine::TensorMap& tensors, bool will_change);
+// The tensors as the writer may read them: device tensors as host copies (made here, on the
+// caller's thread, so the writer never touches a device), host tensors themselves.
+engine::Tensor for_writer(const engine::Tensor& t);
+engine::TensorMap for_writer(const engine::TensorMap& tensors);
 
 class CheckpointWriter {
  public:

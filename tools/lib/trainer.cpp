@@ -421,7 +421,7 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
 double finish_epoch(Run& r, TrainState& st, Clock::time_point t_epoch) {
   const double train_dt = seconds_since(t_epoch);
   r.writer.wait();  // the previous epoch's files, long written: a failure there stops the run here
-  const engine::TensorMap weights = for_writer(r.net->state_dict(), false);
+  const engine::TensorMap weights = for_writer(r.net->state_dict());
   engine::Metadata weights_meta = model_metadata(r.info);
   weights_meta["epoch"] = std::to_string(st.epoch + 1);
   r.writer.save(r.last_file, weights, weights_meta);
@@ -459,7 +459,7 @@ double finish_epoch(Run& r, TrainState& st, Clock::time_point t_epoch) {
   st.contents(r.cfg, r.parts(), state, state_meta);
   for (auto& [k, t] : state) {
     // The model's tensors are those already queued for last.safetensors.
-    t = k.rfind("model.", 0) == 0 ? weights.at(k.substr(6)) : for_writer(t, false);
+    t = k.rfind("model.", 0) == 0 ? weights.at(k.substr(6)) : for_writer(t);
   }
   r.writer.save(r.state_file, std::move(state), std::move(state_meta));
   std::printf(
