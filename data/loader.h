@@ -88,8 +88,12 @@ class DataLoader {
     int64_t cached_images = 0;
     int64_t cache_bytes = 0;
     int64_t skipped = 0;       // samples dropped because their file failed to decode
+    double decode_seconds = 0;  // CPU time of reading, decoding and Transform::base (all threads)
   };
   Stats stats() const;
+  // From now on no image is added to the cache; those already in it are still served. For a run
+  // whose decoding costs too little against its training step to be worth the memory.
+  void stop_caching() { caching_.store(false, std::memory_order_relaxed); }
 
  private:
   struct Result {
@@ -123,6 +127,8 @@ class DataLoader {
   std::unique_ptr<std::atomic<uint8_t>[]> cache_state_;
   std::unique_ptr<std::atomic<bool>[]> bad_;  // decode failed (warned once)
   std::atomic<int64_t> cache_used_{0}, cached_{0}, decoded_{0}, hits_{0}, skipped_{0};
+  std::atomic<int64_t> decode_ns_{0};
+  std::atomic<bool> caching_{true};
 };
 
 }  // namespace data

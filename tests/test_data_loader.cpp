@@ -377,6 +377,36 @@ TEST(Loader, CacheServesLaterEpochsWithoutDecoding) {
   run_epoch(uncached, 0);
   run_epoch(uncached, 1);
   EXPECT_EQ(uncached.stats().decoded, 60);
+  EXPECT_GT(uncached.stats().decode_seconds, 0.0);
+}
+
+// stop_caching (train's automatic cache on the CPU, when decoding is cheap): the images cached
+// before it are still served, no other is added, and the batches are the same.
+TEST(Loader, StopCachingKeepsWhatIsCachedAndAddsNothing) {
+  ImageDataset ds = ImageDataset::folder(synthetic_root() + "/seg_train");
+  data::LoaderOptions o = augmenting(2);
+  o.transform.augment = false;
+  o.order = data::SampleOrder::Sequential;
+  data::DataLoader reference(ds, o);
+  const EpochData want = run_epoch(reference, 0);
+
+  data::DataLoader loader(ds, o);
+  loader.start_epoch(0);
+  data::Batch b;
+  ASSERT_TRUE(loader.next(b));  // batch 0: samples 0-3, cached before it was handed out
+  ASSERT_GE(loader.stats().cached_images, 4);
+  loader.stop_caching();
+  // Batches already assembled ahead may have cached more: at most the prefetched ones' samples.
+  const int64_t cached = loader.stats().cached_images;
+  EXPECT_LE(cached, 4 + int64_t(o.prefetch + o.threads) * 4);
+  while (loader.next(b)) {
+  }
+  EXPECT_EQ(loader.stats().cached_images, cached);
+  const EpochData again = run_epoch(loader, 0);
+  EXPECT_TRUE(again.images == want.images);
+  EXPECT_EQ(loader.stats().cache_hits, cached);
+  EXPECT_EQ(loader.stats().decoded, 30 + (30 - cached));
+  EXPECT_EQ(loader.stats().cached_images, cached);
 }
 
 // A file that passes the scan and breaks before it is loaded (or whose pixel data stb rejects):

@@ -419,6 +419,7 @@ TEST(Tools, BadFlagsAndInputsGiveOneClearLine) {
       {"train", {"--train-dir", tr, "--test-dir", d / "other"}, "different classes"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--seed", "-3"}, "must not be negative"},
       {"train", {"--train-dir", tr, "--test-dir", te, "--frobnicate"}, "frobnicate"},
+      {"train", {"--train-dir", tr, "--test-dir", te, "--cache-mb", "-2"}, "--cache-mb -2"},
       {"train", {"--out", d / "empty", "--resume"}, "holds no training state"},
       {"train", train_args(d / "done", 1), "already holds a training run"},
       {"predict", {"--images", dataset() + "/seg_pred"}, "--checkpoint is required"},

@@ -105,7 +105,8 @@ void TrainConfig::validate() const {
   ENGINE_CHECK(workers >= 0 && workers <= 64, "--workers ", workers, ": must be between 0 and 64");
   ENGINE_CHECK(std::isfinite(width) && width > 0 && width <= 4, "--width ", width,
                ": must be in (0, 4]");
-  ENGINE_CHECK(cache_mb >= 0, "--cache-mb ", cache_mb, ": must be 0 (off) or more");
+  ENGINE_CHECK(cache_mb >= -1, "--cache-mb ", cache_mb,
+               ": must be -1 (automatic), 0 (off) or a size in MB");
   ENGINE_CHECK(!out.empty(), "--out: must name a folder");
 }
 

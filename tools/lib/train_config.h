@@ -82,7 +82,10 @@ enum class OnResume { Keep, Change, CommandLine };
     "leave out the images listed in this file: the explorer's tags CSV (its path column) or one "  \
     "path per line",                                                                               \
     Keep)                                                                                          \
-  X(int64_t, cache_mb, 2048, "--cache-mb", "memory for decoded images (0: no cache)", Change)      \
+  X(int64_t, cache_mb, -1, "--cache-mb",                                                          \
+    "MB of decoded images kept for later epochs (0: none; -1: up to 2048, and on the CPU only "    \
+    "while decoding costs at least 3% of the training step's time per image)",                     \
+    Change)                                                                                        \
   X(bool, plot, true, "--no-plot", "do not draw the plots at the end", CommandLine)
 
 struct TrainConfig {

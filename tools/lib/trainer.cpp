@@ -38,6 +38,8 @@ namespace app {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
+// --cache-mb -1: the image cache's cap (and, on the CPU, only while it pays: probe_image_cache).
+constexpr int64_t kAutoCacheMb = 2048;
 
 namespace {
 
@@ -151,6 +153,14 @@ struct Run {
   // statistics): the queued files must then be written before it starts, not only before the
   // optimizer's step.
   bool forward_changes_state = false;
+  // --cache-mb -1 on the CPU: whether the image cache is worth its memory, decided from the
+  // first steps of an epoch (see probe_image_cache).
+  struct CacheProbe {
+    bool pending = false;
+    int64_t steps = 0, images = 0;
+    Clock::time_point start;
+    std::string note;  // printed after the epoch's progress bar
+  } cache_probe;
   // Last so that it is destroyed first: the queued files are written before anything else goes.
   CheckpointWriter writer;
 
@@ -226,7 +236,8 @@ struct Run {
     lo.transform.resize_size = int(cfg.resize_size);
     if (info.mean) lo.transform.mean = *info.mean, lo.transform.std = *info.std;
     lo.transform.augment = cfg.augment;
-    lo.cache_bytes = cfg.cache_mb << 20;
+    lo.cache_bytes = (cfg.cache_mb < 0 ? kAutoCacheMb : cfg.cache_mb) << 20;
+    cache_probe.pending = cfg.cache_mb < 0 && dev.is_cpu() && lo.load_images;
     lo.pin_memory = dev.is_cuda();
     lo.strict = cfg.strict;
     train_loader = std::make_unique<data::DataLoader>(train_ds, lo);
@@ -341,6 +352,39 @@ void report_non_finite(const Run& r, const TrainState& st, double loss, int64_t 
   std::fprintf(stderr, "A lower --lr usually helps.\n");
 }
 
+// The automatic image cache (--cache-mb -1) on the CPU. A cached image spares its decoding in
+// later epochs, which on the CPU is worth little where decoding is cheap against the step (a
+// 32x32 JPEG against a convolution network's forward and backward) while the cache holds the
+// whole decoded dataset. After one untimed step and kCacheProbeSteps timed ones of an epoch, the
+// loaders stop caching when decoding's CPU time per image is under kCacheMinDecodeShare of the
+// step's wall time per image; the images cached by then are still served. An epoch shorter than
+// the probe keeps the cache (a small dataset's cache is small).
+constexpr int64_t kCacheProbeSteps = 8;
+constexpr double kCacheMinDecodeShare = 0.03;
+
+void probe_image_cache(Run& r, int64_t images) {
+  Run::CacheProbe& p = r.cache_probe;
+  if (p.steps++ == 0) {
+    p.start = Clock::now();
+    return;
+  }
+  p.images += images;
+  if (p.steps <= kCacheProbeSteps) return;
+  p.pending = false;
+  const data::DataLoader::Stats s = r.train_loader->stats();
+  if (s.decoded == 0 || p.images == 0) return;
+  const double decode = s.decode_seconds / double(s.decoded);
+  const double step = seconds_since(p.start) / double(p.images);
+  const double share = decode / step;
+  if (share >= kCacheMinDecodeShare) return;
+  r.train_loader->stop_caching();
+  r.test_loader->stop_caching();
+  p.note = "image cache: off, decoding is cheap here (" + fmt("%.0f", decode * 1e6) +
+           " us of CPU an image against " + fmt("%.1f", step * 1e3) +
+           " ms of training: " + fmt("%.1f", share * 100) +
+           "%); every epoch decodes its images (--cache-mb N keeps up to N MB of them)";
+}
+
 enum class EpochEnd { Finished, Interrupted, NonFinite };
 
 // Trains the current epoch from st.batch on. On an interruption the state is saved at the step
@@ -349,6 +393,7 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
   r.net->train();
   apply_frozen_bn(*r.net, r.cfg.frozen_bn);
   r.train_loader->start_epoch(st.epoch, st.batch);
+  r.cache_probe.steps = r.cache_probe.images = 0;  // a probe never spans two epochs
   Progress bar("epoch " + std::to_string(st.epoch + 1) + "/" + std::to_string(r.cfg.epochs),
                r.batches());
   data::Batch b;
@@ -384,6 +429,7 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
     sums.seen += n;
     images_here += n;
     ++steps_here;
+    if (r.cache_probe.pending) probe_image_cache(r, n);
     bar.update(b.number + 1,
                "loss " + fmt("%.4f", sums.loss_sum / double(sums.seen)) + " acc " +
                    fmt("%.4f", double(sums.correct) / double(sums.seen)),
@@ -405,6 +451,10 @@ EpochEnd train_batches(Run& r, TrainState& st, Clock::time_point t_epoch, int64_
     }
   }
   bar.finish();
+  if (!r.cache_probe.note.empty()) {
+    std::printf("%s\n", r.cache_probe.note.c_str());
+    r.cache_probe.note.clear();
+  }
   return EpochEnd::Finished;
 }
 
