@@ -1,7 +1,7 @@
 // Direct 3x3 convolution (stride 1, one group) for layers with few channels, where im2col's copy
 // of the input and the GEMM's packing cost more than the products (kernels/cpu/conv2d.cpp
 // chooses per layer and pass). Everything works on vectors of 8 consecutive output pixels of one
-// row, read straight from a zero-padded copy of the input whose rows are rounded up to whole
+// row (16 where the compiler may use AVX-512 and the rows are wider than 8), read straight from a zero-padded copy of the input whose rows are rounded up to whole
 // vectors: the padding needs no branches and a vector never straddles two rows.
 //
 // Forward: a register tile of 4 output channels x 3 pixel vectors (12 accumulators). For each
@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "kernels/cpu/cpu_util.h"
 
@@ -28,15 +29,41 @@
 namespace engine::cpu {
 namespace {
 
-constexpr int kLanes = 8;
-typedef float Vec __attribute__((vector_size(kLanes * sizeof(float)), aligned(sizeof(float))));
+// Vectors of L floats: 8 (one AVX2 register) or, where the compiler may use AVX-512, 16 for
+// output rows wider than 8 pixels (lanes_for); narrower rows would leave half of each one idle.
+template <int L>
+struct Lanes {
+  typedef float Vec __attribute__((vector_size(L * sizeof(float)), aligned(sizeof(float))));
+};
+template <int L>
+using VecT = typename Lanes<L>::Vec;
+
+int lanes_for(int64_t ow) {
+#ifdef __AVX512F__
+  return ow > 8 ? 16 : 8;
+#else
+  (void)ow;
+  return 8;
+#endif
+}
 constexpr int kCoBlock = 5;    // output channels per register tile
 constexpr int kGwCoBlock = 4;  // output channels per backward-weight tile (x 3 taps)
 constexpr int kPix = 2;        // pixel vectors per register tile
 
-inline Vec load(const float* p) { return *reinterpret_cast<const Vec*>(p); }
-// (Vec{} + v would not do: 0 + -0 is +0, so the compiler must add before it broadcasts.)
-inline Vec splat(float v) { return Vec{v, v, v, v, v, v, v, v}; }
+template <int L>
+inline VecT<L> load(const float* p) {
+  return *reinterpret_cast<const VecT<L>*>(p);
+}
+// Every lane v. (VecT<L>{} + v would not do: 0 + -0 is +0, so the compiler must add before it
+// broadcasts.)
+template <int L, size_t... I>
+inline VecT<L> splat_lanes(float v, std::index_sequence<I...>) {
+  return VecT<L>{((void)I, v)...};
+}
+template <int L>
+inline VecT<L> splat(float v) {
+  return splat_lanes<L>(v, std::make_index_sequence<L>{});
+}
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -72,6 +99,7 @@ void pad_planes(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, int6
 // in vectors of 8 (v per row).
 struct Plan {
   int64_t n, cin, cout, hp, wp, oh, ow, v, nvec, ntiles;
+  int lanes;
 };
 
 // aligned_rows: rows of a multiple of 8 floats, so that with a 64-byte aligned buffer the
@@ -80,9 +108,10 @@ struct Plan {
 Plan plan(int64_t n, int64_t cin, int64_t cout, int64_t oh, int64_t ow, bool aligned_rows) {
   Plan q{};
   q.n = n, q.cin = cin, q.cout = cout, q.oh = oh, q.ow = ow;
-  q.v = round_up(ow, kLanes) / kLanes;
+  const int L = q.lanes = lanes_for(ow);
+  q.v = round_up(ow, L) / L;
   q.hp = oh + 2;
-  q.wp = aligned_rows ? q.v * kLanes + kLanes : q.v * kLanes + 2;
+  q.wp = aligned_rows ? q.v * L + L : q.v * L + 2;
   q.nvec = oh * q.v;
   q.ntiles = (q.nvec + kPix - 1) / kPix;
   return q;
@@ -111,7 +140,7 @@ void pack_weights(const float* w, int64_t cout, int64_t cin, bool transpose_flip
 }
 
 // Output channels [kb*4, kb*4 + 4) of image n over all its pixels: y = act(conv + bias).
-template <typename Act>
+template <int L, typename Act>
 void forward_block(const Plan& q, const float* xpad, const float* wpk, const float* bias, float* y,
                    int64_t n, int64_t kb, Act act) {
   const int64_t plane = q.hp * q.wp;
@@ -124,21 +153,21 @@ void forward_block(const Plan& q, const float* xpad, const float* wpk, const flo
     int64_t off[kPix], row[kPix], col[kPix];
     for (int p = 0; p < kPix; ++p) {
       const int64_t vi = std::min(t * kPix + p, q.nvec - 1);  // the last tile may repeat one
-      row[p] = vi / q.v, col[p] = vi % q.v * kLanes;
+      row[p] = vi / q.v, col[p] = vi % q.v * L;
       off[p] = row[p] * q.wp + col[p];
     }
-    Vec acc[kCoBlock][kPix] = {};
+    VecT<L> acc[kCoBlock][kPix] = {};
     for (int64_t c = 0; c < q.cin; ++c) {
       const float* xc = xn + c * plane;
       const float* wc = wk + c * 9 * kCoBlock;
       for (int i = 0; i < 3; ++i) {
         for (int j = 0; j < 3; ++j) {
           const int64_t d = i * q.wp + j;
-          Vec xv[kPix];
-          for (int p = 0; p < kPix; ++p) xv[p] = load(xc + off[p] + d);
+          VecT<L> xv[kPix];
+          for (int p = 0; p < kPix; ++p) xv[p] = load<L>(xc + off[p] + d);
           const float* wt = wc + (i * 3 + j) * kCoBlock;
           for (int cb = 0; cb < kCoBlock; ++cb) {
-            const Vec wv = splat(wt[cb]);
+            const VecT<L> wv = splat<L>(wt[cb]);
             for (int p = 0; p < kPix; ++p) acc[cb][p] += wv * xv[p];
           }
         }
@@ -146,7 +175,7 @@ void forward_block(const Plan& q, const float* xpad, const float* wpk, const flo
     }
     for (int p = 0; p < kPix; ++p) {
       if (p > 0 && t * kPix + p >= q.nvec) break;  // a repeated vector
-      const int64_t lanes = std::min<int64_t>(kLanes, q.ow - col[p]);
+      const int64_t lanes = std::min<int64_t>(L, q.ow - col[p]);
       for (int cb = 0; cb < cos; ++cb) {
         float* dst = y + ((n * q.cout + co0 + cb) * q.oh + row[p]) * q.ow + col[p];
         for (int64_t l = 0; l < lanes; ++l) dst[l] = act(acc[cb][p][l] + b[cb]);
@@ -156,16 +185,27 @@ void forward_block(const Plan& q, const float* xpad, const float* wpk, const flo
 }
 
 // The convolution of padded planes with packed weights into y (n x cout x oh x ow).
-template <typename Act>
-void convolve(const Plan& q, const float* xpad, const float* wpk, const float* bias, float* y,
-              Act act) {
+template <int L, typename Act>
+void convolve_lanes(const Plan& q, const float* xpad, const float* wpk, const float* bias,
+                    float* y, Act act) {
   const int64_t blocks = (q.cout + kCoBlock - 1) / kCoBlock;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < q.n; ++n)
-    for (int64_t kb = 0; kb < blocks; ++kb) forward_block(q, xpad, wpk, bias, y, n, kb, act);
+    for (int64_t kb = 0; kb < blocks; ++kb) forward_block<L>(q, xpad, wpk, bias, y, n, kb, act);
+}
+
+template <typename Act>
+void convolve(const Plan& q, const float* xpad, const float* wpk, const float* bias, float* y,
+              Act act) {
+#ifdef __AVX512F__
+  if (q.lanes == 16) return convolve_lanes<16>(q, xpad, wpk, bias, y, act);
+#endif
+  convolve_lanes<8>(q, xpad, wpk, bias, y, act);
 }
 
 }  // namespace
+
+int direct_lanes(int64_t ow) { return lanes_for(ow); }
 
 bool direct_eligible(const Shape& w, const Conv2dParams& p) {
   return w[2] == 3 && w[3] == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
@@ -193,21 +233,74 @@ void direct_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const C
   convolve(q, gypad, wpk, nullptr, fptr(gx), IdentityFn{});
 }
 
+namespace {
+
+// The backward-weight tiles over the padded x (channel-major) and the re-strided gy (below).
+template <int L>
+void weight_tiles(const Plan& q, const float* xpad, const float* gyr, int64_t gpl, int64_t coutr,
+                  float* gwp) {
+  const int64_t plane = q.hp * q.wp;
+  const int64_t blocks = coutr / kGwCoBlock;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t kb = 0; kb < blocks; ++kb) {
+    for (int64_t ci = 0; ci < q.cin; ++ci) {
+      // Image by image, so that its x plane and gy planes stay in L1 across the three kernel
+      // rows; each kernel row's 3 x kGwCoBlock accumulators wait in memory between images.
+      VecT<L> acc[3][kGwCoBlock][3] = {};
+      for (int64_t in = 0; in < q.n; ++in) {
+        const float* g0 = gyr + (kb * q.n + in) * kGwCoBlock * gpl;
+        for (int i = 0; i < 3; ++i) {
+          const float* xc = xpad + (ci * q.n + in) * plane + i * q.wp;
+          VecT<L> a[kGwCoBlock][3];
+          for (int cb = 0; cb < kGwCoBlock; ++cb)
+            for (int j = 0; j < 3; ++j) a[cb][j] = acc[i][cb][j];
+          for (int64_t k = 0; k < gpl; k += L) {
+            const VecT<L> x0 = load<L>(xc + k), x1 = load<L>(xc + k + 1), x2 = load<L>(xc + k + 2);
+            for (int cb = 0; cb < kGwCoBlock; ++cb) {
+              const VecT<L> g = load<L>(g0 + cb * gpl + k);
+              a[cb][0] += g * x0;
+              a[cb][1] += g * x1;
+              a[cb][2] += g * x2;
+            }
+          }
+          for (int cb = 0; cb < kGwCoBlock; ++cb)
+            for (int j = 0; j < 3; ++j) acc[i][cb][j] = a[cb][j];
+        }
+      }
+      for (int cb = 0; cb < kGwCoBlock; ++cb) {
+        const int64_t co = kb * kGwCoBlock + cb;
+        if (co >= q.cout) break;
+        for (int i = 0; i < 3; ++i) {
+          for (int j = 0; j < 3; ++j) {
+            float s = 0.f;
+            for (int l = 0; l < L; ++l) s += acc[i][cb][j][l];
+            gwp[(co * q.cin + ci) * 9 + i * 3 + j] = s;
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void direct_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, const Conv2dParams& p) {
   const int64_t n = x.size(0), cin = x.size(1), cout = gy.size(1);
   const Plan q = plan(n, cin, cout, gy.size(2), gy.size(3), false);
+  const int L = q.lanes;
   // gy is copied with the padded input's row stride wp (zeros past ow) into planes of gpl floats,
   // whole vectors: the pixel loop is then one flat loop over the plane, the input read at the
   // same flat position shifted by the tap (i * wp + j), and the zeros cancel the reads that fall
-  // in the padding columns (or, for the last vector, in the next plane or the slack after it).
-  const int64_t plane = q.hp * q.wp, gpl = round_up(q.oh * q.wp, 2 * kLanes);
+  // in the padding columns (or, for the last vectors, in the next plane or the slack after the
+  // last one: up to gpl - oh * wp + 1 <= 2L floats past it, so 3L zeros there).
+  const int64_t plane = q.hp * q.wp, gpl = round_up(q.oh * q.wp, 2 * L);
   const int64_t coutr = round_up(cout, kGwCoBlock);
   const int64_t xsize = n * cin * plane;
-  float* xpad = scratch(0, xsize + kLanes);
+  float* xpad = scratch(0, xsize + 3 * L);
   // 64-byte aligned, with gpl a multiple of 16 floats: no gy load straddles two cache lines.
   float* gyr = align64(scratch(1, n * coutr * gpl + 16));
   pad_planes(fptr(x), n, cin, x.size(2), x.size(3), p.pad_h, p.pad_w, q.hp, q.wp, xpad, true);
-  std::fill_n(xpad + xsize, kLanes, 0.f);
+  std::fill_n(xpad + xsize, 3 * L, 0.f);
   // gy as [channel block][image][channel in block][gpl]: a task's gy is one contiguous stream,
   // as its x planes are ([channel][image]).
   const float* gyp = fptr(gy);
@@ -220,47 +313,10 @@ void direct_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, const
     const float* src = gyp + (in * cout + co) * q.oh * q.ow;
     for (int64_t r = 0; r < q.oh; ++r) std::copy_n(src + r * q.ow, q.ow, dst + r * q.wp);
   }
-  float* gwp = fptr(gw);
-  const int64_t blocks = coutr / kGwCoBlock;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t kb = 0; kb < blocks; ++kb) {
-    for (int64_t ci = 0; ci < cin; ++ci) {
-      // Image by image, so that its x plane and gy planes stay in L1 across the three kernel
-      // rows; each kernel row's 3 x kGwCoBlock accumulators wait in memory between images.
-      Vec acc[3][kGwCoBlock][3] = {};
-      for (int64_t in = 0; in < n; ++in) {
-        const float* g0 = gyr + (kb * n + in) * kGwCoBlock * gpl;
-        for (int i = 0; i < 3; ++i) {
-          const float* xc = xpad + (ci * n + in) * plane + i * q.wp;
-          Vec a[kGwCoBlock][3];
-          for (int cb = 0; cb < kGwCoBlock; ++cb)
-            for (int j = 0; j < 3; ++j) a[cb][j] = acc[i][cb][j];
-          for (int64_t k = 0; k < gpl; k += kLanes) {
-            const Vec x0 = load(xc + k), x1 = load(xc + k + 1), x2 = load(xc + k + 2);
-            for (int cb = 0; cb < kGwCoBlock; ++cb) {
-              const Vec g = load(g0 + cb * gpl + k);
-              a[cb][0] += g * x0;
-              a[cb][1] += g * x1;
-              a[cb][2] += g * x2;
-            }
-          }
-          for (int cb = 0; cb < kGwCoBlock; ++cb)
-            for (int j = 0; j < 3; ++j) acc[i][cb][j] = a[cb][j];
-        }
-      }
-      for (int cb = 0; cb < kGwCoBlock; ++cb) {
-        const int64_t co = kb * kGwCoBlock + cb;
-        if (co >= cout) break;
-        for (int i = 0; i < 3; ++i) {
-          for (int j = 0; j < 3; ++j) {
-            float s = 0.f;
-            for (int l = 0; l < kLanes; ++l) s += acc[i][cb][j][l];
-            gwp[(co * cin + ci) * 9 + i * 3 + j] = s;
-          }
-        }
-      }
-    }
-  }
+#ifdef __AVX512F__
+  if (L == 16) return weight_tiles<16>(q, xpad, gyr, gpl, coutr, fptr(gw));
+#endif
+  weight_tiles<8>(q, xpad, gyr, gpl, coutr, fptr(gw));
 }
 
 }  // namespace engine::cpu

@@ -7,6 +7,9 @@ namespace engine::cpu {
 
 // 3x3 kernel, stride 1, dilation 1, one group, padding at most 2.
 bool direct_eligible(const Shape& w, const Conv2dParams& p);
+// The vector width used for output rows of ow pixels: 16 floats where the build may use AVX-512
+// and the rows are wider than 8, else 8.
+int direct_lanes(int64_t ow);
 
 void direct_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                     const Conv2dParams& p);

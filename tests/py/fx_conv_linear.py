@@ -27,13 +27,21 @@ CONV = [
     (3, 128, 4, 3, 10, 3, 1, 2, 1, True),
     (2, 160, 16, 16, 24, 3, 1, 1, 1, True),
 ]
+# Rows of 11 and 13 outputs: the direct convolution's 16-lane vectors (AVX-512) part-filled. Drawn
+# from their own generator, so the cases above and the fixtures below keep their numbers.
+CONV_ROWS = [
+    (2, 6, 13, 11, 10, 3, 1, 1, 1, True),
+    (1, 5, 9, 13, 7, 3, 1, 0, 1, False),
+]
+rows_gen = torch.Generator().manual_seed(2)
 tensors, cases = {}, []
-for i, (n, cin, h, w, cout, k, s, p, g, bias) in enumerate(CONV):
-    x = torch.randn(n, cin, h, w, requires_grad=True)
-    wt = torch.randn(cout, cin // g, k, k, requires_grad=True)
-    b = torch.randn(cout, requires_grad=True) if bias else None
+for i, (n, cin, h, w, cout, k, s, p, g, bias) in enumerate(CONV + CONV_ROWS):
+    gen = rows_gen if i >= len(CONV) else None
+    x = torch.randn(n, cin, h, w, generator=gen).requires_grad_()
+    wt = torch.randn(cout, cin // g, k, k, generator=gen).requires_grad_()
+    b = torch.randn(cout, generator=gen).requires_grad_() if bias else None
     y = torch.nn.functional.conv2d(x, wt, b, stride=s, padding=p, groups=g)
-    gy = torch.randn_like(y)
+    gy = torch.randn(y.shape, generator=gen)
     (y * gy).sum().backward()
     pre = f"c{i}."
     tensors.update({pre + "x": x, pre + "w": wt, pre + "y": y, pre + "gy": gy,
