@@ -158,21 +158,24 @@ int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
 // 61; forward and backward data also win below 32x32 up to 64 -> 128 channels (64->128 at 8x8,
 // forward 143 against 102), backward weight (4 channels x 3 taps a tile, every image's gy
 // streamed per input channel) only up to 32 -> 64 there (32->64 at 16x16: 4.7 ms against 5.4;
-// 64->64: 8.8 against 7.2; 32->64 at 32x32: 4.3 against 3.6). With 16-lane vectors (AVX-512,
-// rows wider than 8) backward weight also wins at 64->64 at 16x16 (3.8 ms against 5.3, batch 32).
+// 64->64: 8.8 against 7.2; 32->64 at 32x32: 4.3 against 3.6).
+// With 16-lane vectors (AVX-512, rows wider than 8; measured on a 2-core Xeon, same benchmark)
+// the direct kernel wins more: every pass of 32->64 at 32x32 (1.2 / 1.5 / 2.0 ms against 2.3 /
+// 2.1 / 2.8, batch 8) and at 64x64 (5.4 / 6.5 / 10.9 against 8.9 / 9.1 / 12.3), forward and
+// backward data of 64->64 at 64x64 (11.0 / 11.1 against 15.0 / 13.8; backward weight level), and
+// backward weight of 64->64 at 16x16 (3.8 against 5.3, batch 32); not 64->128 at 32x32.
 enum class Pass { Forward, Data, Weight };
 bool use_direct(const Shape& w, const Shape& y, const Conv2dParams& p, Pass pass) {
   if (!direct_eligible(w, p)) return false;
   if (conv_algorithm_setting() != ConvAlgorithm::Auto)
     return conv_algorithm_setting() == ConvAlgorithm::Direct;
   const int64_t cin = w[1], cout = w[0];
-  const bool few = cin <= 16 || (cin <= 32 && cout <= 32);
+  const bool wide = direct_lanes(y[3]) == 16;
+  const bool few =
+      cin <= 16 || (cin <= 32 && cout <= 32) || (wide && cin <= 32 && cout <= 64);
   const bool below32 = std::min(y[2], y[3]) < 32;
-  if (pass == Pass::Weight) {
-    const int64_t max_cin = direct_lanes(y[3]) == 16 ? 64 : 32;
-    return few || (below32 && cin <= max_cin && cout <= 64);
-  }
-  return few || (below32 && cin <= 64 && cout <= 128);
+  if (pass == Pass::Weight) return few || (below32 && cin <= (wide ? 64 : 32) && cout <= 64);
+  return few || (wide && cin <= 64 && cout <= 64) || (below32 && cin <= 64 && cout <= 128);
 }
 
 // Depthwise layers go plane by plane (conv2d_depthwise.cpp) unless im2col is forced.
