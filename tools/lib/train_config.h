@@ -84,7 +84,7 @@ enum class OnResume { Keep, Change, CommandLine };
     Keep)                                                                                          \
   X(int64_t, cache_mb, -1, "--cache-mb",                                                          \
     "MB of decoded images kept for later epochs (0: none; -1: up to 2048, and on the CPU only "    \
-    "while decoding costs at least 3% of the training step's time per image)",                     \
+    "while decoding costs at least 5% of the training step's time per image)",                     \
     Change)                                                                                        \
   X(bool, plot, true, "--no-plot", "do not draw the plots at the end", CommandLine)
 

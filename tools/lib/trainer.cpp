@@ -360,7 +360,7 @@ void report_non_finite(const Run& r, const TrainState& st, double loss, int64_t 
 // step's wall time per image; the images cached by then are still served. An epoch shorter than
 // the probe keeps the cache (a small dataset's cache is small).
 constexpr int64_t kCacheProbeSteps = 8;
-constexpr double kCacheMinDecodeShare = 0.03;
+constexpr double kCacheMinDecodeShare = 0.05;
 
 void probe_image_cache(Run& r, int64_t images) {
   Run::CacheProbe& p = r.cache_probe;
