@@ -2,7 +2,6 @@
 // in Philox's static functions and builds the Generator on top.
 #include "engine/random.h"
 
-#include <climits>
 #include <cmath>
 
 #ifdef _OPENMP
