@@ -1,18 +1,19 @@
 // Direct 3x3 convolution (stride 1, one group) for layers with few channels, where im2col's copy
 // of the input and the GEMM's packing cost more than the products (kernels/cpu/conv2d.cpp
-// chooses per layer and pass). Everything works on vectors of 8 consecutive output pixels of one
-// row (16 where the compiler may use AVX-512 and the rows are wider than 8), read straight from a zero-padded copy of the input whose rows are rounded up to whole
-// vectors: the padding needs no branches and a vector never straddles two rows.
+// chooses per layer and pass). Everything works on vectors of L consecutive output pixels of one
+// row (L = 8, or 16 where the compiler may use AVX-512 and the rows are wider than 8), read
+// straight from a zero-padded copy of the input whose rows are rounded up to whole vectors: the
+// padding needs no branches and a vector never straddles two rows.
 //
-// Forward: a register tile of 4 output channels x 3 pixel vectors (12 accumulators). For each
-// input channel and each of the 9 taps it loads 3 input vectors (the tap's shifted window) and
-// broadcasts 4 weights: 12 fused multiply-adds for 7 loads. The weights are packed per block of 4
-// output channels as [c][tap][4] so the broadcasts walk memory in order. The tile's lanes are
+// Forward: a register tile of 5 output channels x 2 pixel vectors (10 accumulators). For each
+// input channel and each of the 9 taps it loads 2 input vectors (the tap's shifted window) and
+// broadcasts 5 weights: 10 fused multiply-adds for 7 loads. The weights are packed per block of 5
+// output channels as [c][tap][5] so the broadcasts walk memory in order. The tile's lanes are
 // then written out with the bias and activation (the epilogue), only those inside the row.
 // Backward data (stride 1) is the same convolution of gy, padded by 2 - pad, with the weights'
 // input and output channels swapped and the taps turned by 180 degrees.
 // Backward weight: gw[co][ci][i][j] = sum over images and pixels of gy[co] * x[ci] shifted by the
-// tap. A tile of 4 output channels x the 3 taps of one kernel row keeps 12 accumulators of 8
+// tap. A tile of 4 output channels x the 3 taps of one kernel row keeps 12 accumulators of L
 // pixel-lanes each over every image and pixel (4 gy vectors and 3 input vectors a step: 12
 // multiply-adds for 7 loads), summed across lanes at the end. gy is copied with its rows rounded
 // up to whole vectors, zeros in the gap, so the lanes past a row's end add nothing.
@@ -27,18 +28,8 @@
 #pragma GCC diagnostic ignored "-Wpsabi"  // Vec never crosses a function boundary outside this file
 
 namespace engine::cpu {
-namespace {
 
-// Vectors of L floats: 8 (one AVX2 register) or, where the compiler may use AVX-512, 16 for
-// output rows wider than 8 pixels (lanes_for); narrower rows would leave half of each one idle.
-template <int L>
-struct Lanes {
-  typedef float Vec __attribute__((vector_size(L * sizeof(float)), aligned(sizeof(float))));
-};
-template <int L>
-using VecT = typename Lanes<L>::Vec;
-
-int lanes_for(int64_t ow) {
+int direct_lanes(int64_t ow) {
 #ifdef __AVX512F__
   return ow > 8 ? 16 : 8;
 #else
@@ -46,6 +37,19 @@ int lanes_for(int64_t ow) {
   return 8;
 #endif
 }
+
+namespace {
+
+// Vectors of L floats: 8 (one AVX2 register) or, where the compiler may use AVX-512, 16 for
+// output rows wider than 8 pixels (direct_lanes); narrower rows would leave half of each one
+// idle.
+template <int L>
+struct Lanes {
+  typedef float Vec __attribute__((vector_size(L * sizeof(float)), aligned(sizeof(float))));
+};
+template <int L>
+using VecT = typename Lanes<L>::Vec;
+
 constexpr int kCoBlock = 5;    // output channels per register tile
 constexpr int kGwCoBlock = 4;  // output channels per backward-weight tile (x 3 taps)
 constexpr int kPix = 2;        // pixel vectors per register tile
@@ -96,19 +100,19 @@ void pad_planes(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, int6
 }
 
 // The shape of one direct convolution: input planes already padded to hp x wp, output oh x ow
-// in vectors of 8 (v per row).
+// in vectors of `lanes` (v per row).
 struct Plan {
   int64_t n, cin, cout, hp, wp, oh, ow, v, nvec, ntiles;
   int lanes;
 };
 
-// aligned_rows: rows of a multiple of 8 floats, so that with a 64-byte aligned buffer the
+// aligned_rows: rows of a multiple of L floats, so that with a 64-byte aligned buffer the
 // untranslated tap's loads are aligned (the forward pass; backward weight's flat loop would pay
 // for the wider rows).
 Plan plan(int64_t n, int64_t cin, int64_t cout, int64_t oh, int64_t ow, bool aligned_rows) {
   Plan q{};
   q.n = n, q.cin = cin, q.cout = cout, q.oh = oh, q.ow = ow;
-  const int L = q.lanes = lanes_for(ow);
+  const int L = q.lanes = direct_lanes(ow);
   q.v = round_up(ow, L) / L;
   q.hp = oh + 2;
   q.wp = aligned_rows ? q.v * L + L : q.v * L + 2;
@@ -204,8 +208,6 @@ void convolve(const Plan& q, const float* xpad, const float* wpk, const float* b
 }
 
 }  // namespace
-
-int direct_lanes(int64_t ow) { return lanes_for(ow); }
 
 bool direct_eligible(const Shape& w, const Conv2dParams& p) {
   return w[2] == 3 && w[3] == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&

@@ -237,7 +237,7 @@ struct Run {
     if (info.mean) lo.transform.mean = *info.mean, lo.transform.std = *info.std;
     lo.transform.augment = cfg.augment;
     lo.cache_bytes = (cfg.cache_mb < 0 ? kAutoCacheMb : cfg.cache_mb) << 20;
-    cache_probe.pending = cfg.cache_mb < 0 && dev.is_cpu() && lo.load_images;
+    cache_probe.pending = cfg.cache_mb < 0 && dev.is_cpu();
     lo.pin_memory = dev.is_cuda();
     lo.strict = cfg.strict;
     train_loader = std::make_unique<data::DataLoader>(train_ds, lo);
