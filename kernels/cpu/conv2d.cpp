@@ -119,6 +119,14 @@ void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* d
 //   thread: 256->256 at 4x4, 8 tiles, 25 GFLOP/s against 55 for im2col; 512->512 at 2x2, 3
 //   against 27; 128->128 at 8x8, 32 tiles, 60 against 57).
 // ENGINE_CONV_ALGO=im2col|winograd2|winograd4|direct, or set_conv_algorithm(), forces one.
+// Whether the build may use AVX-512 (16-float vectors): the direct kernel's rows and the
+// per-shape choices below differ.
+#ifdef __AVX512F__
+constexpr bool kWideVectors = true;
+#else
+constexpr bool kWideVectors = false;
+#endif
+
 ConvAlgorithm& conv_algorithm_setting() {
   static ConvAlgorithm a = [] {
     const std::string e = std::getenv("ENGINE_CONV_ALGO") ? std::getenv("ENGINE_CONV_ALGO") : "";
@@ -146,13 +154,14 @@ int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
       break;
   }
   if (w[1] < 16 || w[0] < 8) return 0;
+  // With AVX-512 and vectorised weight transforms, F(4x4) wins from 64 input channels at any
+  // output size down to 8x8 once the batch has 128 tiles of 4x4 (bench_conv_cpu, the three
+  // passes, against the best other algorithm: batch 8, 16x16: 64->128 4.0 ms against 4.1 (direct
+  // forward and data, im2col weight), 256->256 15.8 against 20.3 (F(2x2)), 1024->1024 211 against
+  // 275 (F(2x2)); batch 32, 8x8: 64->128 4.2 against 5.5, 256->256 17.3 against 22.1).
+  const int64_t tiles4 = y[0] * ((y[2] + 3) / 4) * ((y[3] + 3) / 4);
+  if (kWideVectors && w[1] >= 64 && tiles4 >= 128) return 4;
   if (std::min(y[2], y[3]) >= 32) return w[0] * w[1] > 256 * 512 ? 2 : 4;
-  // With AVX-512 (where the direct kernel's rows are 16 lanes) F(4x4) also wins at 16x16 from 128
-  // input channels up to 256 x 512 (bench_conv_cpu, batch 8, the three passes: 128->256 14.0 ms
-  // against F(2x2)'s 18.5, 256->256 25.4 against 27.6; not 512->512, 99 against 94).
-  if (std::min(y[2], y[3]) >= 16 && direct_lanes(y[3]) == 16 && w[1] >= 128 &&
-      w[0] * w[1] <= 256 * 512)
-    return 4;
   const int64_t tiles = y[0] * ((y[2] + 1) / 2) * ((y[3] + 1) / 2);
   return w[1] >= 32 && tiles >= 64 ? 2 : 0;
 }
@@ -165,23 +174,26 @@ int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
 // forward 143 against 102), backward weight (4 channels x 3 taps a tile, every image's gy
 // streamed per input channel) only up to 32 -> 64 there (32->64 at 16x16: 4.7 ms against 5.4;
 // 64->64: 8.8 against 7.2; 32->64 at 32x32: 4.3 against 3.6).
-// With 16-lane vectors (AVX-512, rows wider than 8; measured on a 2-core Xeon, same benchmark)
-// the direct kernel wins more: every pass of 32->64 at 32x32 (1.2 / 1.5 / 2.0 ms against 2.3 /
-// 2.1 / 2.8, batch 8) and at 64x64 (5.4 / 6.5 / 10.9 against 8.9 / 9.1 / 12.3), forward and
-// backward data of 64->64 at 64x64 (11.0 / 11.1 against 15.0 / 13.8; backward weight level), and
-// backward weight of 64->64 at 16x16 (3.8 against 5.3, batch 32); not 64->128 at 32x32.
+// With AVX-512 (measured on a 2-core Xeon, same benchmark) the direct kernel's rows are 16 lanes
+// and it wins every pass up to 32 -> 64 channels (32->64 at 32x32, batch 8: 1.1 / 1.3 / 1.8 ms
+// against F(4x4)'s 1.8 / 1.8 / 2.3) and forward and backward data of 64 -> 64 (at 32x32, batch 8:
+// 2.4 / 2.4 against 2.7 / 2.7); F(4x4) the rest (winograd_tile).
 enum class Pass { Forward, Data, Weight };
 bool use_direct(const Shape& w, const Shape& y, const Conv2dParams& p, Pass pass) {
   if (!direct_eligible(w, p)) return false;
   if (conv_algorithm_setting() != ConvAlgorithm::Auto)
     return conv_algorithm_setting() == ConvAlgorithm::Direct;
   const int64_t cin = w[1], cout = w[0];
-  const bool wide = direct_lanes(y[3]) == 16;
-  const bool few =
-      cin <= 16 || (cin <= 32 && cout <= 32) || (wide && cin <= 32 && cout <= 64);
+  if (kWideVectors) {
+    // AVX-512: F(4x4) takes the rest (winograd_tile), backward weight from 64 input channels
+    // (64->64 at 32x32, batch 8: 3.3 ms against the direct 3.5; at 16x16, batch 32: 3.6 / 3.8).
+    const bool few = cin <= 16 || (cin <= 32 && cout <= 64);
+    return few || (pass != Pass::Weight && cin <= 64 && cout <= 64);
+  }
+  const bool few = cin <= 16 || (cin <= 32 && cout <= 32);
   const bool below32 = std::min(y[2], y[3]) < 32;
-  if (pass == Pass::Weight) return few || (below32 && cin <= (wide ? 64 : 32) && cout <= 64);
-  return few || (wide && cin <= 64 && cout <= 64) || (below32 && cin <= 64 && cout <= 128);
+  if (pass == Pass::Weight) return few || (below32 && cin <= 32 && cout <= 64);
+  return few || (below32 && cin <= 64 && cout <= 128);
 }
 
 // Depthwise layers go plane by plane (conv2d_depthwise.cpp) unless im2col is forced.
