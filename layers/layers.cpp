@@ -133,9 +133,27 @@ Sequential& Sequential::add(ModulePtr m) {
   return *this;
 }
 
+// A Conv2d followed by an activation layer runs as one convolution with the activation applied
+// in its output pass (Conv2dParams::activation): no pass of its own over the output, and no
+// pre-activation tensor kept; the backward computes act'(y) dy from the same saved output as the
+// activation op would, so values and gradients are the same as the two layers in turn. Unfused
+// while a summary runs (one row per layer) or when either layer has its own backend override.
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (auto& l : layers_) h = (*l)(h);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
+    auto* act =
+        i + 1 < layers_.size() ? dynamic_cast<ActivationLayer*>(layers_[i + 1].get()) : nullptr;
+    if (conv && act && !conv->params.activation && !summary_active() && !conv->backend() &&
+        !act->backend()) {
+      Conv2dParams p = conv->params;
+      p.activation = act->kind;
+      h = conv2d(h, conv->weight, conv->bias, p);
+      ++i;
+      continue;
+    }
+    h = (*layers_[i])(h);
+  }
   return h;
 }
 

@@ -60,6 +60,7 @@ class Module {
   // Per-layer backend override for CUDA tensors (Caffe's engine: CUDNN|CAFFE); children inherit
   // it unless they set their own.
   void set_backend(std::optional<Backend> b) { backend_ = b; }
+  const std::optional<Backend>& backend() const { return backend_; }
 
   // A process-wide counter that moves whenever the engine may have changed a module's tensors
   // other than by an optimizer step on trainable parameters: load_state_dict, to(), train()/

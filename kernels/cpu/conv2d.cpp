@@ -154,13 +154,15 @@ int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
       break;
   }
   if (w[1] < 16 || w[0] < 8) return 0;
-  // With AVX-512 and vectorised weight transforms, F(4x4) wins from 64 input channels at any
-  // output size down to 8x8 once the batch has 128 tiles of 4x4 (bench_conv_cpu, the three
-  // passes, against the best other algorithm: batch 8, 16x16: 64->128 4.0 ms against 4.1 (direct
-  // forward and data, im2col weight), 256->256 15.8 against 20.3 (F(2x2)), 1024->1024 211 against
-  // 275 (F(2x2)); batch 32, 8x8: 64->128 4.2 against 5.5, 256->256 17.3 against 22.1).
+  // With AVX-512, vectorised weight transforms and the GEMMs shared out among the threads,
+  // F(4x4) wins from 32 input channels at any output size down to 8x8 once the batch has 128
+  // tiles of 4x4 (bench_conv_cpu, the three passes, against the best other algorithm: batch 8,
+  // 32x32: 64->64 6.2 ms against 8.3 (direct); 16x16: 64->128 2.5 against 4.1 (direct forward and
+  // data, im2col weight), 256->256 13.4 against 20.3 (F(2x2)), 1024->1024 197 against 265
+  // (F(2x2)); batch 32, 8x8: 64->128 2.6 against 3.9 (F(2x2))). use_direct keeps the layers
+  // with fewer channels.
   const int64_t tiles4 = y[0] * ((y[2] + 3) / 4) * ((y[3] + 3) / 4);
-  if (kWideVectors && w[1] >= 64 && tiles4 >= 128) return 4;
+  if (kWideVectors && w[1] >= 32 && tiles4 >= 128) return 4;
   if (std::min(y[2], y[3]) >= 32) return w[0] * w[1] > 256 * 512 ? 2 : 4;
   const int64_t tiles = y[0] * ((y[2] + 1) / 2) * ((y[3] + 1) / 2);
   return w[1] >= 32 && tiles >= 64 ? 2 : 0;
@@ -174,10 +176,12 @@ int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
 // forward 143 against 102), backward weight (4 channels x 3 taps a tile, every image's gy
 // streamed per input channel) only up to 32 -> 64 there (32->64 at 16x16: 4.7 ms against 5.4;
 // 64->64: 8.8 against 7.2; 32->64 at 32x32: 4.3 against 3.6).
-// With AVX-512 (measured on a 2-core Xeon, same benchmark) the direct kernel's rows are 16 lanes
-// and it wins every pass up to 32 -> 64 channels (32->64 at 32x32, batch 8: 1.1 / 1.3 / 1.8 ms
-// against F(4x4)'s 1.8 / 1.8 / 2.3) and forward and backward data of 64 -> 64 (at 32x32, batch 8:
-// 2.4 / 2.4 against 2.7 / 2.7); F(4x4) the rest (winograd_tile).
+// With AVX-512 (measured on a 2-core Xeon, same benchmark; F(4x4) as winograd_tile runs it) the
+// direct kernel's rows are 16 lanes, and it wins every pass up to 16 input channels (16->32 at
+// 64x64, batch 8: 1.3 / 1.6 / 2.4 ms against F(4x4)'s 2.2 / 2.4 / 3.0), forward and backward data
+// up to 32 -> 64 channels on outputs of 32x32 and more (32->64 at 64x64: 4.6 / 5.7 against 6.0 /
+// 6.6); not at 16x16 (32->64, batch 32: 1.2 / 1.4 against 1.1 / 1.2), nor backward weight from 32
+// input channels (32->32 at 64x64: 4.4 against 4.1; 32->64 at 32x32: 1.8 against 1.5).
 enum class Pass { Forward, Data, Weight };
 bool use_direct(const Shape& w, const Shape& y, const Conv2dParams& p, Pass pass) {
   if (!direct_eligible(w, p)) return false;
@@ -185,10 +189,9 @@ bool use_direct(const Shape& w, const Shape& y, const Conv2dParams& p, Pass pass
     return conv_algorithm_setting() == ConvAlgorithm::Direct;
   const int64_t cin = w[1], cout = w[0];
   if (kWideVectors) {
-    // AVX-512: F(4x4) takes the rest (winograd_tile), backward weight from 64 input channels
-    // (64->64 at 32x32, batch 8: 3.3 ms against the direct 3.5; at 16x16, batch 32: 3.6 / 3.8).
-    const bool few = cin <= 16 || (cin <= 32 && cout <= 64);
-    return few || (pass != Pass::Weight && cin <= 64 && cout <= 64);
+    // AVX-512: F(4x4) takes the rest (winograd_tile).
+    if (pass == Pass::Weight) return cin <= 16;
+    return cin <= 16 || (cin <= 32 && cout <= 64 && std::min(y[2], y[3]) >= 32);
   }
   const bool few = cin <= 16 || (cin <= 32 && cout <= 32);
   const bool below32 = std::min(y[2], y[3]) < 32;
