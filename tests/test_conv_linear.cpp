@@ -47,6 +47,20 @@ TEST(ParityConv2d, EachAlgorithmMatchesPyTorch) {
   cpu::set_conv_algorithm(cpu::ConvAlgorithm::Auto);
 }
 
+// Winograd in several chunks of images and several blocks of output channels (what the largest
+// layers do: F(4x4)'s transformed weights for 1024 -> 1024 go in blocks of 224 channels), forced
+// on the fixture's small shapes: one image per chunk, blocks of 3 channels (the last one partial).
+TEST(ParityConv2d, WinogradInChunksAndBlocksMatchesPyTorch) {
+  for (auto a : {cpu::ConvAlgorithm::Winograd2, cpu::ConvAlgorithm::Winograd4}) {
+    SCOPED_TRACE("algorithm " + std::to_string(static_cast<int>(a)));
+    cpu::set_conv_algorithm(a);
+    cpu::set_winograd_limits({.chunk_images = 1, .cout_block = 3});
+    check_conv_fixture();
+    cpu::set_winograd_limits({});
+  }
+  cpu::set_conv_algorithm(cpu::ConvAlgorithm::Auto);
+}
+
 void check_conv_fixture() {
   Metadata meta;
   TensorMap fx = testing::load_fixture("conv2d.safetensors", &meta);

@@ -38,10 +38,18 @@ namespace {
 
 // Largest transformed buffer (V or M), in floats, that decides the images per chunk.
 constexpr int64_t kBudget = 24 << 20;
+// Largest block of transformed weights (U or S), in floats: see cout_block.
+constexpr int64_t kWeightBudget = 8 << 20;
 // Weight transforms go through blocks of kBlock filters held on the stack, so each plane of U is
 // written (or read) kBlock floats at a time: writing all planes one float at a time from each
 // filter ran 3x slower (23 ms vs 8 ms for 1024x1024 filters in F(2x2), measured).
 constexpr int64_t kBlock = 128;
+
+// set_winograd_limits (tests): 0 leaves a limit to the budgets below.
+WinogradLimits& forced_limits() {
+  static WinogradLimits l;
+  return l;
+}
 
 template <int M>
 struct Wino;
@@ -92,6 +100,7 @@ struct Tiles {
         pad_w(p.pad_w) {}
   int64_t per_image() const { return th * tw; }
   int64_t chunk_images() const {
+    if (forced_limits().chunk_images > 0) return std::min(forced_limits().chunk_images, n);
     const int64_t per = A2 * std::max(cin, cout) * per_image();
     return std::clamp<int64_t>(kBudget / std::max<int64_t>(per, 1), 1, n);
   }
@@ -209,10 +218,10 @@ void transform_weights(const float* w, int64_t cout, int64_t cin, float* u) {
   }
 }
 
-// gw[f] = (G^T s[f] G) for the filters f of one transformed weight gradient S[xi][f], kLanes
-// filters at a time as transform_weights (whose adjoint this is).
+// gw[f] = (G^T s[f] G) (added to gw[f] when accumulate) for the filters f of one transformed
+// weight gradient S[xi][f], kLanes filters at a time as transform_weights (whose adjoint this is).
 template <int M>
-void untransform_weight_grad(const float* s, int64_t plane, float* gwp) {
+void untransform_weight_grad(const float* s, int64_t plane, float* gwp, bool accumulate) {
   using W = Wino<M>;
   constexpr int A = W::A, A2 = A * A;
   const int64_t blocks = (plane + kBlock - 1) / kBlock;
@@ -238,8 +247,10 @@ void untransform_weight_grad(const float* s, int64_t plane, float* gwp) {
         });
       });
     }
-    for (int64_t kk = 0; kk < kn; ++kk)
-      for (int i = 0; i < 9; ++i) gwp[(k0 + kk) * 9 + i] = g[i][kk];
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      float* out = gwp + (k0 + kk) * 9;
+      for (int i = 0; i < 9; ++i) out[i] = accumulate ? out[i] + g[i][kk] : g[i][kk];
+    }
   }
 }
 
@@ -407,35 +418,47 @@ void transform_input_grad(const float* vg, const Tiles<M>& t, int64_t n0, int64_
   });
 }
 
-// The A*A products of one chunk, one SGEMM per position xi, on the channels-last operands:
-//   forward          M[xi]  (T x Cout)  = V[xi]  (T x Cin)  * U[xi]^T
-//   backward data    Vg[xi] (T x Cin)   = Mg[xi] (T x Cout) * U[xi]   (Cout x Cin)
-//   backward weight  S[xi]  (Cout x Cin) += Mg[xi]^T         * V[xi]
-enum class Product { Forward, BackwardData, BackwardWeight };
+// The A*A products of one chunk for output channels [co0, co0 + cb), one SGEMM per position xi,
+// on the channels-last operands (M, Mg: T x Cout; V, Vg: T x Cin; U, S: the block's cb x Cin):
+//   forward          M[xi][:, block]  (T x cb)   = V[xi] (T x Cin) * U[xi]^T
+//   backward data    Vg[xi] (T x Cin)           += Mg[xi][:, block] (T x cb) * U[xi] (cb x Cin)
+//                                                  (beta 0 for the first block)
+//   backward weight  S[xi] (cb x Cin)            = Mg[xi][:, block]^T * V[xi]
 // The GEMMs are shared out among the threads, each running its own single-threaded (OpenBLAS does
 // not start threads of its own inside a parallel region): splitting each small GEMM across the
 // threads instead cost a wake-up and a join per GEMM, 36 times a pass for F(4x4), which perf showed
 // as scheduler and spin time beside the kernel (bench_conv_cpu, batch 8, the three passes of
 // F(4x4): 256->256 at 16x16 16.4 -> 13.4 ms, 64->128 4.2 -> 2.8).
-void batched_gemm(Product pr, int count, int64_t nt, int64_t cin, int64_t cout, const float* a,
-                  const float* b, float beta, float* out) {
+enum class Product { Forward, BackwardData, BackwardWeight };
+void batched_gemm(Product pr, int count, int64_t nt, int64_t cin, int64_t cout, int64_t co0,
+                  int64_t cb, const float* a, const float* b, float* out) {
 #pragma omp parallel for schedule(static)
   for (int xi = 0; xi < count; ++xi) {
     switch (pr) {
       case Product::Forward:  // a = V, b = U
-        sgemm(false, true, nt, cout, cin, a + xi * nt * cin, cin, b + xi * cout * cin, cin, 0.f,
-              out + xi * nt * cout, cout);
+        sgemm(false, true, nt, cb, cin, a + xi * nt * cin, cin, b + xi * cb * cin, cin, 0.f,
+              out + xi * nt * cout + co0, cout);
         break;
       case Product::BackwardData:  // a = Mg, b = U
-        sgemm(false, false, nt, cin, cout, a + xi * nt * cout, cout, b + xi * cout * cin, cin, 0.f,
-              out + xi * nt * cin, cin);
+        sgemm(false, false, nt, cin, cb, a + xi * nt * cout + co0, cout, b + xi * cb * cin, cin,
+              co0 == 0 ? 0.f : 1.f, out + xi * nt * cin, cin);
         break;
       case Product::BackwardWeight:  // a = Mg, b = V
-        sgemm(true, false, cout, cin, nt, a + xi * nt * cout, cout, b + xi * nt * cin, cin, beta,
-              out + xi * cout * cin, cin);
+        sgemm(true, false, cb, cin, nt, a + xi * nt * cout + co0, cout, b + xi * nt * cin, cin,
+              0.f, out + xi * cb * cin, cin);
         break;
     }
   }
+}
+
+// Output channels per block of transformed weights (U, or S in backward weight): all of them
+// unless A*A x Cout x Cin floats exceed kWeightBudget (F(4x4)'s U for 1024 -> 1024 is 151 MB,
+// 2.3x F(2x2)'s), else a multiple of 16 within it. The GEMMs then run per block, on slices of M
+// or Mg (their leading dimension stays Cout).
+int64_t cout_block(int a2, int64_t cout, int64_t cin) {
+  if (forced_limits().cout_block > 0) return std::min(forced_limits().cout_block, cout);
+  const int64_t fit = kWeightBudget / (a2 * cin);
+  return fit >= cout ? cout : std::max<int64_t>(16, fit / 16 * 16);
 }
 
 // The transformed output gradient Mg of the last backward_data, kept in scratch slot 1 for the
@@ -456,9 +479,11 @@ void forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, const
   using W = Wino<M>;
   constexpr int A = W::A, A2 = A * A;
   const Tiles<M> t(x.shape(), w.shape(), y.shape(), p);
-  float* u = scratch(2, A2 * t.cout * t.cin);
-  transform_weights<M>(fptr(w), t.cout, t.cin, u);
-  const float *xp = fptr(x), *bp = fptr(b);
+  const int64_t cb = cout_block(A2, t.cout, t.cin);
+  const bool one_block = cb >= t.cout;
+  float* u = scratch(2, A2 * cb * t.cin);
+  if (one_block) transform_weights<M>(fptr(w), t.cout, t.cin, u);
+  const float *xp = fptr(x), *bp = fptr(b), *wp = fptr(w);
   float* yp = fptr(y);
   const int64_t nb_max = t.chunk_images(), tiles_per = t.per_image();
   for (int64_t n0 = 0; n0 < t.n; n0 += nb_max) {
@@ -466,7 +491,11 @@ void forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, const
     float* v = scratch(0, A2 * t.cin * nt);
     float* m = scratch(1, A2 * t.cout * nt);
     transform_input<M>(xp, t, n0, nb, v);
-    batched_gemm(Product::Forward, A2, nt, t.cin, t.cout, v, u, 0.f, m);
+    for (int64_t co0 = 0; co0 < t.cout; co0 += cb) {
+      const int64_t cn = std::min(cb, t.cout - co0);
+      if (!one_block) transform_weights<M>(wp + co0 * t.cin * 9, cn, t.cin, u);
+      batched_gemm(Product::Forward, A2, nt, t.cin, t.cout, co0, cn, v, u, m);
+    }
     with_activation(p.activation,
                     [&](auto act) { transform_output<M>(m, bp, t, n0, nb, yp, act); });
   }
@@ -477,9 +506,11 @@ void backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dPa
   using W = Wino<M>;
   constexpr int A = W::A, A2 = A * A;
   const Tiles<M> t(gx.shape(), w.shape(), gy.shape(), p);
-  float* u = scratch(2, A2 * t.cout * t.cin);
-  transform_weights<M>(fptr(w), t.cout, t.cin, u);
-  const float* gyp = fptr(gy);
+  const int64_t cb = cout_block(A2, t.cout, t.cin);
+  const bool one_block = cb >= t.cout;
+  float* u = scratch(2, A2 * cb * t.cin);
+  if (one_block) transform_weights<M>(fptr(w), t.cout, t.cin, u);
+  const float *gyp = fptr(gy), *wp = fptr(w);
   float* gxp = fptr(gx);
   const int64_t nb_max = t.chunk_images(), tiles_per = t.per_image();
   for (int64_t n0 = 0; n0 < t.n; n0 += nb_max) {
@@ -487,7 +518,11 @@ void backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, const Conv2dPa
     float* mg = scratch(1, A2 * t.cout * nt);
     float* vg = scratch(0, A2 * t.cin * nt);
     transform_output_grad<M>(gyp, t, n0, nb, mg);
-    batched_gemm(Product::BackwardData, A2, nt, t.cin, t.cout, mg, u, 0.f, vg);
+    for (int64_t co0 = 0; co0 < t.cout; co0 += cb) {
+      const int64_t cn = std::min(cb, t.cout - co0);
+      if (!one_block) transform_weights<M>(wp + co0 * t.cin * 9, cn, t.cin, u);
+      batched_gemm(Product::BackwardData, A2, nt, t.cin, t.cout, co0, cn, mg, u, vg);
+    }
     transform_input_grad<M>(vg, t, n0, nb, gxp);
   }
   if (nb_max >= t.n) t_mg_memo = {gyp, gy.shape(), M};
@@ -498,8 +533,10 @@ void backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, const Conv2d
   using W = Wino<M>;
   constexpr int A = W::A, A2 = A * A;
   const Tiles<M> t(x.shape(), gw.shape(), gy.shape(), p);
-  float* s = scratch(2, A2 * t.cout * t.cin);
+  const int64_t cb = cout_block(A2, t.cout, t.cin);
+  float* s = scratch(2, A2 * cb * t.cin);
   const float *gyp = fptr(gy), *xp = fptr(x);
+  float* gwp = fptr(gw);
   const int64_t nb_max = t.chunk_images(), tiles_per = t.per_image();
   const bool reuse_mg = nb_max >= t.n && t_mg_memo.gy == gyp && t_mg_memo.tile == M &&
                         t_mg_memo.shape == gy.shape();
@@ -510,15 +547,21 @@ void backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, const Conv2d
     float* mg = scratch(1, A2 * t.cout * nt);
     transform_input<M>(xp, t, n0, nb, v);
     if (!reuse_mg) transform_output_grad<M>(gyp, t, n0, nb, mg);
-    batched_gemm(Product::BackwardWeight, A2, nt, t.cin, t.cout, mg, v, n0 == 0 ? 0.f : 1.f, s);
+    // Per block: S = Mg^T V, then dw = G^T S G for each of its filters, added to the earlier
+    // chunks' (G^T . G is linear).
+    for (int64_t co0 = 0; co0 < t.cout; co0 += cb) {
+      const int64_t cn = std::min(cb, t.cout - co0);
+      batched_gemm(Product::BackwardWeight, A2, nt, t.cin, t.cout, co0, cn, mg, v, s);
+      untransform_weight_grad<M>(s, cn * t.cin, gwp + co0 * t.cin * 9, n0 > 0);
+    }
   }
-  // dw = G^T S G for each (co, ci).
-  untransform_weight_grad<M>(s, t.cout * t.cin, fptr(gw));
 }
 
 }  // namespace
 
 void winograd_forget() { t_mg_memo = {}; }
+
+void set_winograd_limits(WinogradLimits l) { forced_limits() = l; }
 
 bool winograd_eligible(const Shape& w, const Conv2dParams& p) {
   return w[2] == 3 && w[3] == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&

@@ -16,6 +16,14 @@ bool winograd_eligible(const Shape& w, const Conv2dParams& p);
 // winograd_backward_weight that follows it on the same gy; every other conv call runs this first.
 void winograd_forget();
 
+// Tests: forces the images per chunk and the output channels per block of transformed weights
+// (each 0 = chosen from the memory budgets, the default), so that small shapes take the paths of
+// large ones (several chunks, several blocks).
+struct WinogradLimits {
+  int64_t chunk_images = 0, cout_block = 0;
+};
+void set_winograd_limits(WinogradLimits l);
+
 // `tile` is M of F(MxM, 3x3): 2 or 4.
 void winograd_forward(int tile, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                       const Conv2dParams& p);
