@@ -101,7 +101,10 @@ void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* d
 
 // Which algorithm a convolution uses, from bench_conv_cpu's measurements of every layer of the
 // custom CNNs at widths 0.25, 0.5 and 1 (bench/RESULTS.md, "Winograd on vectors of channels"),
-// in GFLOP/s of a whole step (forward and both gradients):
+// in GFLOP/s of a whole step (forward and both gradients). The list below is the rule of AVX2
+// builds, measured on an AMD EPYC before the Winograd weight transforms were vectorised and their
+// GEMMs shared out among the threads (both of which favour F(4x4) most); AVX-512 builds, measured
+// since, have their own rule at the top of winograd_tile and use_direct:
 // - im2col below 16 input channels (or 8 output channels), where Winograd's products are too thin
 //   for the cost of its transforms (8->16 at 32x32, batch 32: 26 for im2col, 22 for F(4x4,3x3));
 // - F(4x4,3x3) for outputs of at least 32x32 (16->16 at 32x32, batch 32: 47 against 28 for
@@ -157,10 +160,9 @@ int winograd_tile(const Shape& w, const Shape& y, const Conv2dParams& p) {
   // With AVX-512, vectorised weight transforms and the GEMMs shared out among the threads,
   // F(4x4) wins from 32 input channels at any output size down to 8x8 once the batch has 128
   // tiles of 4x4 (bench_conv_cpu, the three passes, against the best other algorithm: batch 8,
-  // 32x32: 64->64 6.2 ms against 8.3 (direct); 16x16: 64->128 2.5 against 4.1 (direct forward and
-  // data, im2col weight), 256->256 13.4 against 20.3 (F(2x2)), 1024->1024 197 against 265
-  // (F(2x2)); batch 32, 8x8: 64->128 2.6 against 3.9 (F(2x2))). use_direct keeps the layers
-  // with fewer channels.
+  // 32x32: 64->64 6.2 ms against 8.3 (direct); 16x16: 64->128 2.7 against 3.7 (F(2x2)), 256->256
+  // 12.9 against 18.6 (F(2x2)), 1024->1024 197 against 265 (F(2x2)); batch 32, 8x8: 64->128 2.6
+  // against 3.9 (F(2x2))). use_direct keeps the layers with fewer channels.
   const int64_t tiles4 = y[0] * ((y[2] + 3) / 4) * ((y[3] + 3) / 4);
   if (kWideVectors && w[1] >= 32 && tiles4 >= 128) return 4;
   if (std::min(y[2], y[3]) >= 32) return w[0] * w[1] > 256 * 512 ? 2 : 4;
