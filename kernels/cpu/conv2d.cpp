@@ -122,14 +122,6 @@ void col2im(const float* col, const Geometry& g, const Conv2dParams& p, float* d
 //   thread: 256->256 at 4x4, 8 tiles, 25 GFLOP/s against 55 for im2col; 512->512 at 2x2, 3
 //   against 27; 128->128 at 8x8, 32 tiles, 60 against 57).
 // ENGINE_CONV_ALGO=im2col|winograd2|winograd4|direct, or set_conv_algorithm(), forces one.
-// Whether the build may use AVX-512 (16-float vectors): the direct kernel's rows and the
-// per-shape choices below differ.
-#ifdef __AVX512F__
-constexpr bool kWideVectors = true;
-#else
-constexpr bool kWideVectors = false;
-#endif
-
 ConvAlgorithm& conv_algorithm_setting() {
   static ConvAlgorithm a = [] {
     const std::string e = std::getenv("ENGINE_CONV_ALGO") ? std::getenv("ENGINE_CONV_ALGO") : "";

@@ -29,15 +29,6 @@
 
 namespace engine::cpu {
 
-int direct_lanes(int64_t ow) {
-#ifdef __AVX512F__
-  return ow > 8 ? 16 : 8;
-#else
-  (void)ow;
-  return 8;
-#endif
-}
-
 namespace {
 
 // Vectors of L floats: 8 (one AVX2 register) or, where the compiler may use AVX-512, 16 for

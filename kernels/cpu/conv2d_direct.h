@@ -7,9 +7,16 @@ namespace engine::cpu {
 
 // 3x3 kernel, stride 1, dilation 1, one group, padding at most 2.
 bool direct_eligible(const Shape& w, const Conv2dParams& p);
+// Whether the build may use AVX-512 (16-float vectors): the direct kernel's rows and the
+// per-shape choice of algorithm (kernels/cpu/conv2d.cpp) differ.
+#ifdef __AVX512F__
+constexpr bool kWideVectors = true;
+#else
+constexpr bool kWideVectors = false;
+#endif
 // The vector width used for output rows of ow pixels: 16 floats where the build may use AVX-512
 // and the rows are wider than 8, else 8.
-int direct_lanes(int64_t ow);
+inline int direct_lanes(int64_t ow) { return kWideVectors && ow > 8 ? 16 : 8; }
 
 void direct_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                     const Conv2dParams& p);
